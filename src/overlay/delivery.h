@@ -1,0 +1,74 @@
+// The seam between the overlay (channels, seal/open) and the router (dispatch). The overlay's
+// channel manager implements both interfaces; the router calls them. Kept free of store and
+// gRPC types so the router can be tested (and run under ThreadSanitizer) on its own.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/bytes.h"
+#include "messages/codes.h"
+#include "nodelink/v1/hub.pb.h"
+#include "nodelink/v1/inner.pb.h"
+
+namespace nodelink::overlay {
+
+// One opened inner message. When `inbox_id` is not 0 it is durable in the store's inbox
+// (PROTOCOL.md section 6: seq marked and inner stored in one transaction) until Complete().
+struct InboxMessage {
+  uint64_t inbox_id = 0;
+  std::string sender;
+  Bytes message_id;  // the envelope's
+  uint64_t sent_at_ms = 0;
+  uint64_t received_ms = 0;
+  v1::Inner inner;
+};
+
+// What opening one envelope came to.
+//   code == kOk and message set:     a sealed message to dispatch;
+//   code == kOk and message empty:   protocol traffic the overlay consumed (setup, channel-unknown);
+//   any other code:                  refused (PROTOCOL.md section 7), already counted.
+// In every case the envelope is to be acknowledged (Delivered) once the outcome is known.
+struct OpenOutcome {
+  messages::ReceiveCode code = messages::ReceiveCode::kOk;
+  std::optional<InboxMessage> message;
+};
+
+class EnvelopeOpener {
+ public:
+  virtual ~EnvelopeOpener() = default;
+
+  // Applies the checks of PROTOCOL.md section 7 to one envelope pushed by the hub. The caller
+  // opens one sender's envelopes one at a time, in arrival order: it calls Open for the next
+  // envelope of a sender only after the previous Open call returned (so a Sealed never overtakes
+  // the SetupReply ahead of it). `done` runs exactly once, possibly before Open returns, possibly
+  // later on another thread, when the outcome is durable; the outcomes of one sender's envelopes
+  // complete in the order they were opened. Thread-safe across senders.
+  virtual void Open(v1::Envelope envelope, std::function<void(OpenOutcome)> done) = 0;
+
+  // Records that handling of an inbox message ended, whatever its outcome (removes the row).
+  // Thread-safe.
+  virtual void Complete(uint64_t inbox_id) = 0;
+
+  // Inbox messages left from before a restart, oldest first, to be handled again.
+  virtual std::vector<InboxMessage> PendingInbox() = 0;
+};
+
+class InnerSender {
+ public:
+  virtual ~InnerSender() = default;
+
+  // Seals `inner` for `peer` (setting up a channel first if there is none; concurrent sends to a
+  // new peer share one setup) and hands it to the hub. `done` runs exactly once, on another
+  // thread or before Send returns: OK once the hub accepted the envelope; otherwise an error
+  // saying why (setup timed out, hub Rejected with its code, peer refused...). Never blocks on
+  // the network. Thread-safe.
+  virtual void Send(const std::string& peer, v1::Inner inner,
+                    std::function<void(absl::Status)> done) = 0;
+};
+
+}  // namespace nodelink::overlay
