@@ -1,0 +1,48 @@
+// The per-channel, per-direction anti-replay window of PROTOCOL.md section 6 (the sliding window
+// of RFC 4303 section 3.4.3): the highest sequence number accepted and a bitmap of the `size`
+// numbers at and below it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/bytes.h"
+
+namespace nodelink::overlay {
+
+class ReplayWindow {
+ public:
+  enum class Verdict {
+    kNew,        // above the window, or inside it and unmarked
+    kDuplicate,  // inside the window and marked
+    kTooOld,     // below the window (PROTOCOL 7 check 5: STALE)
+  };
+
+  // `size` numbers (at least 1024, rounded up to a multiple of 64). Not thread-safe: the channel
+  // manager serializes access per channel.
+  explicit ReplayWindow(uint64_t size = 1024);
+
+  Verdict Check(uint64_t seq) const;
+  // Marks `seq` as seen. Call only after Check(seq) returned kNew and every later check passed.
+  void Mark(uint64_t seq);
+
+  uint64_t highest() const { return highest_; }
+  uint64_t size() const { return bits_.size() * 64; }
+
+  // The bitmap as bytes, for the store (with highest() in its own column).
+  Bytes SerializeBitmap() const;
+  // Rebuilds a window; a bitmap of another size (from a store written with another window size)
+  // is refused.
+  static absl::StatusOr<ReplayWindow> Restore(uint64_t highest, ByteView bitmap, uint64_t size);
+
+ private:
+  bool Bit(uint64_t offset) const;  // offset 0 = highest_
+  void SetBit(uint64_t offset);
+  void ShiftUp(uint64_t by);
+
+  uint64_t highest_ = 0;
+  std::vector<uint64_t> bits_;
+};
+
+}  // namespace nodelink::overlay
