@@ -1,0 +1,197 @@
+// The channel manager: PROTOCOL.md sections 5 (setup, matching, simultaneous setups, which
+// channel to use, renewal, grace and tombstones), 6 (sealing, sequence numbers, replay windows,
+// lost channels) and 7 (the receiver's checks, in order). It implements the router's seam
+// (EnvelopeOpener, InnerSender) on top of three ports: the hub (EnvelopeSink), the trust policy
+// (PeerAuthenticator) and the store (ChannelJournal, through a group-committing CommitQueue).
+//
+// Threading: every public method is thread-safe. State lives under one mutex; signatures, ECDH and
+// AEAD run outside it, so peers proceed in parallel. Callbacks (`done`) and envelopes to the hub
+// are never invoked with the mutex held.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/ec.h"
+#include "core/secret_bytes.h"
+#include "messages/codes.h"
+#include "overlay/commit_queue.h"
+#include "overlay/delivery.h"
+#include "overlay/ports.h"
+#include "overlay/replay_window.h"
+
+namespace nodelink::overlay {
+
+struct LocalIdentity {
+  std::string federation;
+  std::string node_id;
+  core::EcPrivateKey key;
+  std::vector<Bytes> cert_chain_der;  // own certificate first
+};
+
+struct ChannelManagerOptions {
+  uint64_t queue_ttl_ms = 3'600'000;          // the hub's, from Welcome (PROTOCOL 9)
+  uint64_t max_skew_ms = 600'000;             // 10 minutes
+  uint64_t max_channel_age_ms = 86'400'000;   // 24 hours
+  uint64_t setup_timeout_ms = 30'000;         // waiters fail after this; the request lives on
+  uint64_t window_size = 1024;                // max(1024, max_in_flight)
+  uint64_t setup_answer_interval_ms = 10'000;      // per peer, beyond the first (PROTOCOL 9)
+  uint64_t channel_unknown_interval_ms = 60'000;   // per (peer, channel id)
+  uint64_t seq_reserve_block = 1024;          // send numbers persisted ahead in blocks
+};
+
+// Snapshot of what happened, for metrics and tests.
+struct ChannelCounters {
+  std::array<uint64_t, messages::kReceiveCodeCount> received{};  // by outcome code
+  uint64_t setups_started = 0;
+  uint64_t setups_completed = 0;       // as initiator
+  uint64_t setups_answered = 0;        // as responder
+  uint64_t setups_failed = 0;          // waiters failed (timeout or hub rejection)
+  uint64_t simultaneous_ignored = 0;   // the loser's request, ignored by the smaller side
+  uint64_t simultaneous_abandoned = 0; // own request abandoned by the larger side
+  uint64_t channel_unknown_sent = 0;
+  uint64_t channel_unknown_acted = 0;
+  uint64_t channel_unknown_ignored = 0;  // named no message we sent, or no known key
+  uint64_t messages_sealed = 0;
+  uint64_t messages_resent = 0;
+  uint64_t renewals = 0;
+  uint64_t secrets_erased = 0;
+  uint64_t commit_transactions = 0;
+  uint64_t commit_items = 0;
+};
+
+// One channel as operators and tests see it.
+struct ChannelInfo {
+  std::string peer;
+  Bytes channel_id;
+  bool live = false;  // false: tombstone
+  bool initiator = false;
+  bool confirmed = false;
+  bool current = false;  // the one Send uses for this peer
+  uint64_t created_ms = 0;
+  uint64_t superseded_ms = 0;
+  uint64_t next_send_seq = 0;
+  uint64_t recv_highest = 0;
+};
+
+class ChannelManager final : public EnvelopeOpener, public InnerSender {
+ public:
+  // Loads channel state from the journal (ephemeral keys never persist: pending setups of a
+  // previous run are abandoned). `on_fatal` runs if the store cannot commit: the manager then
+  // stops acknowledging anything (fail-stop), and the daemon should exit.
+  static absl::StatusOr<std::unique_ptr<ChannelManager>> Create(
+      LocalIdentity identity, ChannelManagerOptions options, core::Clock& clock,
+      EnvelopeSink& sink, PeerAuthenticator& authenticator, ChannelJournal& journal,
+      std::function<void(absl::Status)> on_fatal = nullptr);
+  ~ChannelManager() override;
+
+  // EnvelopeOpener (see delivery.h).
+  void Open(v1::Envelope envelope, std::function<void(OpenOutcome)> done) override;
+  void Complete(uint64_t inbox_id) override;
+  std::vector<InboxMessage> PendingInbox() override;
+
+  // InnerSender (see delivery.h). Messages to one peer leave in the order Send was called.
+  void Send(const std::string& peer, v1::Inner inner,
+            std::function<void(absl::Status)> done) override;
+
+  // Starts a new channel with `peer` (operator demand); the current one is used until it is up.
+  void Renew(const std::string& peer);
+
+  // Periodic work, every second or so (tests call it after moving a ManualClock): fails setup
+  // waiters past setup_timeout_ms, ends pending setups past TTL + skew, erases secrets whose grace
+  // ended (tombstones), drops expired tombstones, prunes replay and sent logs, picks up renewal
+  // requests left in the store by nodelink-keys.
+  void Maintain();
+
+  // The hub's queue time to live, from its Welcome.
+  void SetQueueTtl(uint64_t ttl_ms);
+
+  // The answered log (PROTOCOL 6): replies kept per (peer, request id) so that a repeated request
+  // is answered from the record.
+  void RecordAnswered(const std::string& peer, const std::string& request_id,
+                      const v1::Inner& reply);
+  std::optional<v1::Inner> FindAnswered(const std::string& peer, const std::string& request_id);
+
+  // Blocks until every state change so far is durable.
+  void Flush();
+
+  ChannelCounters counters() const;
+  std::vector<ChannelInfo> Channels() const;
+  const std::string& node_id() const { return identity_.node_id; }
+  const std::string& federation() const { return identity_.federation; }
+
+ private:
+  struct Channel;
+  struct PendingSetup;
+  struct QueuedSend;
+  struct PeerState;
+  using Deferred = std::vector<std::function<void()>>;
+
+  ChannelManager(LocalIdentity identity, ChannelManagerOptions options, core::Clock& clock,
+                 EnvelopeSink& sink, PeerAuthenticator& authenticator, ChannelJournal& journal,
+                 std::function<void(absl::Status)> on_fatal);
+  absl::Status LoadState();
+
+  // ---- receiving (channel_receive.cc) ----
+  messages::ReceiveCode CheckHeader(const v1::Envelope& e, uint64_t now) const;
+  void Finish(messages::ReceiveCode code, std::function<void(OpenOutcome)>& done,
+              JournalBatch changes = {}, std::optional<InboxMessage> message = std::nullopt,
+              std::function<void()> also = nullptr);
+  void OpenSealed(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
+  void OpenChannelUnknown(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
+  void MaybeSendChannelUnknownLocked(const v1::Envelope& sealed, Deferred& deferred);
+
+  // ---- setup (channel_setup.cc) ----
+  void OpenSetupRequest(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
+  void OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
+  void EnsureSetupLocked(const std::string& peer, PeerState& ps, Deferred& deferred);
+  void OnSetupRequestAnswered(const std::string& peer, const Bytes& setup_id, HubAnswer answer);
+  Channel& AddChannelLocked(const std::string& peer, PeerState& ps, Channel channel,
+                            JournalBatch& changes);
+  void FailQueueLocked(PeerState& ps, const absl::Status& why, Deferred& deferred);
+
+  // ---- sending (channel_manager.cc) ----
+  void Drain(const std::string& peer);
+  Channel* SendingChannelLocked(PeerState& ps);
+  bool RenewalDueLocked(const std::string& peer, const Channel& channel, uint64_t now) const;
+  void EraseSecretLocked(const std::string& peer, Channel& channel, uint64_t now,
+                         JournalBatch& changes);
+  ChannelRow RowOf(const std::string& peer, const Channel& channel) const;
+
+  void RunDeferred(Deferred& deferred);
+  void Count(messages::ReceiveCode code);
+  uint64_t ReplayRetentionMs() const;  // TTL + 2 x skew
+
+  LocalIdentity identity_;
+  ChannelManagerOptions options_;
+  core::Clock& clock_;
+  EnvelopeSink& sink_;
+  PeerAuthenticator& authenticator_;
+  ChannelJournal& journal_;
+  std::function<void(absl::Status)> on_fatal_;
+  std::unique_ptr<CommitQueue> commits_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<PeerState>> peers_;
+  std::map<std::pair<std::string, Bytes>, uint64_t> setup_log_;  // (sender, message id) -> seen
+  std::map<std::pair<std::string, Bytes>, Bytes> stored_replies_;  // answered SetupRequests
+  uint64_t next_channel_order_ = 1;
+  uint64_t next_inbox_id_ = 1;
+  std::vector<InboxRow> pending_inbox_;
+  ChannelCounters counters_;
+  std::atomic<bool> failed_{false};
+
+  PeerState& PeerLocked(const std::string& peer);
+};
+
+}  // namespace nodelink::overlay

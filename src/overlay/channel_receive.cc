@@ -1,0 +1,261 @@
+// Receiving: the checks of PROTOCOL.md section 7 in order, sealed messages (section 6) and
+// ChannelUnknown (section 6, "Lost channels").
+#include <utility>
+
+#include "core/random.h"
+#include "core/status.h"
+#include "messages/canonical.h"
+#include "messages/envelope_check.h"
+#include "overlay/channel_manager.h"
+#include "overlay/channel_state.h"
+#include "overlay/sealing.h"
+
+namespace nodelink::overlay {
+
+using messages::ReceiveCode;
+
+void ChannelManager::Open(v1::Envelope envelope, std::function<void(OpenOutcome)> done) {
+  if (failed_.load()) return;  // fail-stop: nothing more is acknowledged (see Create)
+  ReceiveCode code = CheckHeader(envelope, clock_.NowMs());
+  if (code != ReceiveCode::kOk) {
+    Finish(code, done);
+    return;
+  }
+  switch (envelope.body_case()) {
+    case v1::Envelope::kSetupRequest:
+      OpenSetupRequest(envelope, done);
+      return;
+    case v1::Envelope::kSetupReply:
+      OpenSetupReply(envelope, done);
+      return;
+    case v1::Envelope::kSealed:
+      OpenSealed(envelope, done);
+      return;
+    case v1::Envelope::kChannelUnknown:
+      OpenChannelUnknown(envelope, done);
+      return;
+    case v1::Envelope::BODY_NOT_SET:
+      break;
+  }
+  Finish(ReceiveCode::kMalformed, done);  // unreachable: check 1 requires a body
+}
+
+// Checks 1 to 4, which need no channel state.
+ReceiveCode ChannelManager::CheckHeader(const v1::Envelope& e, uint64_t now) const {
+  if (!messages::CheckWellFormed(e).ok()) return ReceiveCode::kMalformed;
+  if (e.recipient() != identity_.node_id) return ReceiveCode::kMisrouted;
+  if (e.federation() != identity_.federation) return ReceiveCode::kWrongFederation;
+  uint64_t ttl, skew;
+  {
+    std::lock_guard lock(mu_);
+    ttl = options_.queue_ttl_ms;
+    skew = options_.max_skew_ms;
+  }
+  if (e.sent_at_ms() > now + skew) return ReceiveCode::kStale;        // from the future
+  if (e.sent_at_ms() + ttl + skew < now) return ReceiveCode::kStale;  // older than the hub keeps
+  return ReceiveCode::kOk;
+}
+
+// Every outcome, refusals included, goes through the commit queue: outcomes of one sender then
+// complete in the order its envelopes were opened, and none is acknowledged before the state
+// change that records it is durable.
+void ChannelManager::Finish(ReceiveCode code, std::function<void(OpenOutcome)>& done,
+                            JournalBatch changes, std::optional<InboxMessage> message,
+                            std::function<void()> also) {
+  Count(code);
+  commits_->Enqueue(std::move(changes), [done = std::move(done), code,
+                                         message = std::move(message),
+                                         also = std::move(also)]() mutable {
+    if (also) also();
+    done(OpenOutcome{code, std::move(message)});
+  });
+}
+
+void ChannelManager::OpenSealed(v1::Envelope& e, std::function<void(OpenOutcome)>& done) {
+  const std::string sender = e.sender();
+  const Bytes channel_id = ToBytes(e.sealed().channel_id());
+  const uint64_t seq = e.sealed().seq();
+  std::optional<core::SecretBytes> secret;
+  std::optional<core::EcPublicKey> sender_key;
+  {
+    Deferred deferred;
+    std::unique_lock lock(mu_);
+    PeerState& ps = PeerLocked(sender);
+    Channel* ch = ps.Find(channel_id);
+    ReceiveCode refused = ReceiveCode::kOk;
+    if (ch != nullptr) {  // check 5: the replay window, kept in tombstones too
+      ReplayWindow::Verdict verdict = ch->window.Check(seq);
+      if (verdict == ReplayWindow::Verdict::kDuplicate) refused = ReceiveCode::kDuplicate;
+      if (verdict == ReplayWindow::Verdict::kTooOld) refused = ReceiveCode::kStale;
+    }
+    if (refused == ReceiveCode::kOk && (ch == nullptr || !ch->live())) {  // check 7
+      refused = ReceiveCode::kUnknownChannel;
+      MaybeSendChannelUnknownLocked(e, deferred);
+    }
+    if (refused != ReceiveCode::kOk) {
+      lock.unlock();
+      RunDeferred(deferred);
+      Finish(refused, done);
+      return;
+    }
+    secret = ch->secret->Clone();
+    sender_key = ch->peer_key;
+  }
+
+  // Checks 8 to 11, outside the lock: other peers proceed meanwhile.
+  OpenedInner opened = OpenSealedCiphertext(SealedHeaderOf(e), AsBytes(e.sealed().ciphertext()),
+                                            *secret, *sender_key);
+  secret.reset();
+  if (opened.code != ReceiveCode::kOk) {
+    Finish(opened.code, done);
+    return;
+  }
+
+  uint64_t now = clock_.NowMs();
+  JournalBatch changes;
+  InboxMessage message;
+  ReceiveCode late = ReceiveCode::kOk;
+  {
+    std::lock_guard lock(mu_);
+    PeerState& ps = PeerLocked(sender);
+    Channel* ch = ps.Find(channel_id);
+    // The router opens one sender's envelopes one at a time, so nothing marked this number
+    // meanwhile; but maintenance may have erased the channel.
+    if (ch == nullptr || !ch->live()) {
+      late = ReceiveCode::kUnknownChannel;
+    } else if (ch->window.Check(seq) != ReplayWindow::Verdict::kNew) {
+      late = ReceiveCode::kDuplicate;
+    } else {
+      ch->window.Mark(seq);
+      ch->confirmed = true;
+      changes.windows[{sender, channel_id}] =
+          JournalBatch::Window{ch->window.highest(), ch->window.SerializeBitmap(), true};
+      // PROTOCOL 5: an older channel stays open for receiving until a message from the peer has
+      // been opened on a newer one (by per-pair order nothing older follows it).
+      uint64_t order = ch->order;
+      for (Channel& other : ps.channels) {
+        if (other.live() && other.order < order) EraseSecretLocked(sender, other, now, changes);
+      }
+      message.inbox_id = next_inbox_id_++;
+      message.sender = sender;
+      message.message_id = ToBytes(e.message_id());
+      message.sent_at_ms = e.sent_at_ms();
+      message.received_ms = now;
+      message.inner = std::move(opened.inner);
+      // PROTOCOL 6: the number is marked and the inner message stored in one transaction.
+      changes.put_inbox.push_back(InboxRow{message.inbox_id, sender, message.message_id, now,
+                                           std::move(opened.inner_bytes)});
+    }
+  }
+  if (late != ReceiveCode::kOk) {
+    Finish(late, done);
+    return;
+  }
+  Finish(ReceiveCode::kOk, done, std::move(changes), std::move(message));
+}
+
+// PROTOCOL 6: sent back for a Sealed on a channel this node neither holds nor keeps a tombstone
+// for, or an unmarked number on a tombstone; at most once per (peer, channel id) per minute.
+void ChannelManager::MaybeSendChannelUnknownLocked(const v1::Envelope& sealed, Deferred& deferred) {
+  PeerState& ps = PeerLocked(sealed.sender());
+  Bytes channel_id = ToBytes(sealed.sealed().channel_id());
+  uint64_t now = clock_.NowMs();
+  auto it = ps.channel_unknown_sent_ms.find(channel_id);
+  if (it != ps.channel_unknown_sent_ms.end() &&
+      now - it->second < options_.channel_unknown_interval_ms) {
+    return;
+  }
+  ps.channel_unknown_sent_ms[channel_id] = now;
+  counters_.channel_unknown_sent += 1;
+  deferred.push_back([this, peer = sealed.sender(), channel_id, about = sealed.message_id(),
+                      about_seq = sealed.sealed().seq(), now] {
+    v1::Envelope e;
+    e.set_version(1);
+    e.set_federation(identity_.federation);
+    e.set_sender(identity_.node_id);
+    e.set_recipient(peer);
+    e.set_message_id(ToString(core::RandomBytes(16)));
+    e.set_sent_at_ms(now);
+    v1::ChannelUnknown* cu = e.mutable_channel_unknown();
+    cu->set_channel_id(ToString(channel_id));
+    cu->set_about_message_id(about);
+    cu->set_about_seq(about_seq);
+    Bytes tbs = messages::ChannelUnknownTbs({identity_.federation, identity_.node_id, peer,
+                                             AsBytes(e.message_id()), now, channel_id,
+                                             AsBytes(about), about_seq});
+    auto sig = identity_.key.SignSha256(tbs);
+    if (!sig.ok()) return;
+    cu->set_signature(ToString(*sig));
+    sink_.Send(std::move(e), [](HubAnswer) {});
+  });
+}
+
+void ChannelManager::OpenChannelUnknown(v1::Envelope& e, std::function<void(OpenOutcome)>& done) {
+  const std::string sender = e.sender();
+  const v1::ChannelUnknown& cu = e.channel_unknown();
+  const std::pair<std::string, Bytes> log_key{sender, ToBytes(e.message_id())};
+  const Bytes channel_id = ToBytes(cu.channel_id());
+  std::optional<core::EcPublicKey> key;
+  {
+    std::unique_lock lock(mu_);
+    if (setup_log_.count(log_key) != 0) {  // check 5
+      lock.unlock();
+      Finish(ReceiveCode::kDuplicate, done);
+      return;
+    }
+    Channel* ch = PeerLocked(sender).Find(channel_id);
+    if (ch != nullptr) key = ch->peer_key;
+  }
+  // PROTOCOL 6: first look the message up among those sent, and ignore one that names none.
+  auto sent = journal_.FindSent(sender, AsBytes(cu.about_message_id()));
+  bool names_ours = sent.ok() && sent->has_value() && (*sent)->channel_id == channel_id &&
+                    (*sent)->seq == cu.about_seq();
+  if (!names_ours || !key) {
+    {
+      std::lock_guard lock(mu_);
+      counters_.channel_unknown_ignored += 1;
+    }
+    Finish(ReceiveCode::kOk, done);
+    return;
+  }
+  // Then verify it with the identity key that authenticated that channel's setup.
+  Bytes tbs = messages::ChannelUnknownTbs({e.federation(), sender, identity_.node_id,
+                                           AsBytes(e.message_id()), e.sent_at_ms(), channel_id,
+                                           AsBytes(cu.about_message_id()), cu.about_seq()});
+  if (!key->VerifySha256(tbs, AsBytes(cu.signature()))) {
+    Finish(ReceiveCode::kBadSignature, done);
+    return;
+  }
+  // Messages sent on that channel from the reported one on were not opened by the peer (by
+  // per-pair order, those before it were): resend those, once each, under new message ids.
+  auto lost = journal_.SentOnChannel(sender, channel_id, cu.about_seq());
+  JournalBatch changes;
+  Deferred deferred;
+  uint64_t now = clock_.NowMs();
+  {
+    std::lock_guard lock(mu_);
+    setup_log_[log_key] = now;
+    changes.put_setup_log.push_back(SetupLogRow{sender, log_key.second, now, {}});
+    counters_.channel_unknown_acted += 1;
+    PeerState& ps = PeerLocked(sender);
+    Channel* current = SendingChannelLocked(ps);
+    if (current != nullptr && current->id == channel_id) {
+      EraseSecretLocked(sender, *current, now, changes);
+      EnsureSetupLocked(sender, ps, deferred);
+    }
+    if (lost.ok()) {
+      // Front of the queue, in their original order: they are older than anything queued.
+      for (auto it = lost->rbegin(); it != lost->rend(); ++it) {
+        ps.queue.push_front(QueuedSend{std::move(it->inner), nullptr,
+                                       now + options_.setup_timeout_ms});
+        changes.mark_resent.push_back({sender, it->message_id});
+        counters_.messages_resent += 1;
+      }
+    }
+  }
+  RunDeferred(deferred);
+  Finish(ReceiveCode::kOk, done, std::move(changes), std::nullopt,
+         [this, sender] { Drain(sender); });
+}
+
+}  // namespace nodelink::overlay

@@ -1,0 +1,363 @@
+// Channel setup, PROTOCOL.md section 5: one signed round trip, the matching of replies, the
+// simultaneous-setup rule, at most two live channels per peer, and the responder's rate limit.
+#include <algorithm>
+#include <utility>
+
+#include "core/random.h"
+#include "core/sha256.h"
+#include "core/status.h"
+#include "messages/envelope_check.h"
+#include "messages/names.h"
+#include "overlay/channel_manager.h"
+#include "overlay/channel_state.h"
+#include "overlay/hub_answer.h"
+#include "overlay/setup_crypto.h"
+
+namespace nodelink::overlay {
+
+using messages::ReceiveCode;
+
+namespace {
+
+std::vector<Bytes> ChainOf(const google::protobuf::RepeatedPtrField<std::string>& chain) {
+  std::vector<Bytes> out;
+  for (const std::string& cert : chain) out.push_back(ToBytes(cert));
+  return out;
+}
+
+// PROTOCOL 9: at most 4 certificates of at most 8 KiB each; a longer chain is not a certificate
+// we can accept (check 6).
+bool ChainWithinLimits(const google::protobuf::RepeatedPtrField<std::string>& chain) {
+  if (chain.empty() || static_cast<size_t>(chain.size()) > messages::kMaxCertChain) return false;
+  return std::all_of(chain.begin(), chain.end(), [](const std::string& c) {
+    return !c.empty() && c.size() <= messages::kMaxCertBytes;
+  });
+}
+
+}  // namespace
+
+// Starts a setup with `peer` unless one is pending. The key generation and signature run outside
+// the lock (in `deferred`); the placeholder makes concurrent senders share this one setup.
+void ChannelManager::EnsureSetupLocked(const std::string& peer, PeerState& ps,
+                                       Deferred& deferred) {
+  uint64_t now = clock_.NowMs();
+  if (ps.pending && now < ps.pending->expires_ms) return;
+  PendingSetup pending;
+  pending.setup_id = core::RandomBytes(16);
+  pending.sent_at_ms = now;
+  pending.expires_ms = now + options_.queue_ttl_ms + options_.max_skew_ms;
+  ps.pending = std::move(pending);
+  counters_.setups_started += 1;
+  deferred.push_back([this, peer, setup_id = ps.pending->setup_id, now] {
+    auto ephemeral = core::EcPrivateKey::Generate();
+    v1::Envelope e;
+    e.set_version(1);
+    e.set_federation(identity_.federation);
+    e.set_sender(identity_.node_id);
+    e.set_recipient(peer);
+    e.set_message_id(ToString(core::RandomBytes(16)));
+    e.set_sent_at_ms(now);
+    v1::SetupRequest* r = e.mutable_setup_request();
+    r->set_setup_id(ToString(setup_id));
+    absl::StatusOr<Bytes> signature = absl::InternalError("ephemeral key generation failed");
+    Bytes tbs;
+    if (ephemeral.ok()) {
+      r->set_ephemeral_key(ToString(ephemeral->PublicKey().Point()));
+      for (const Bytes& cert : identity_.cert_chain_der) r->add_cert_chain(ToString(cert));
+      tbs = RequestTbsOf(e);
+      signature = identity_.key.SignSha256(tbs);
+    }
+    Deferred failed;
+    {
+      std::lock_guard lock(mu_);
+      PeerState& state = PeerLocked(peer);
+      if (!state.pending || state.pending->setup_id != setup_id) return;  // abandoned meanwhile
+      if (!signature.ok()) {
+        state.pending.reset();
+        FailQueueLocked(state, signature.status(), failed);
+      } else {
+        state.pending->ephemeral =
+            std::make_shared<const core::EcPrivateKey>(std::move(*ephemeral));
+        core::Sha256Digest hash = core::Sha256(tbs);
+        state.pending->request_tbs_hash.assign(hash.begin(), hash.end());
+      }
+    }
+    if (!signature.ok()) {
+      RunDeferred(failed);
+      return;
+    }
+    r->set_signature(ToString(*signature));
+    sink_.Send(std::move(e), [this, peer, setup_id](HubAnswer answer) {
+      OnSetupRequestAnswered(peer, setup_id, std::move(answer));
+    });
+  });
+}
+
+// A SetupRequest the hub refused ends the pending setup: its waiters learn why at once.
+void ChannelManager::OnSetupRequestAnswered(const std::string& peer, const Bytes& setup_id,
+                                            HubAnswer answer) {
+  if (answer.accepted) return;
+  Deferred deferred;
+  {
+    std::lock_guard lock(mu_);
+    PeerState& ps = PeerLocked(peer);
+    if (!ps.pending || ps.pending->setup_id != setup_id) return;
+    ps.pending.reset();
+    counters_.setups_failed += 1;
+    FailQueueLocked(ps, HubRejectionStatus(answer), deferred);
+  }
+  RunDeferred(deferred);
+}
+
+// Adds a new channel as the newest; the previous ones enter their grace period, and beyond two
+// live channels the oldest is erased now (PROTOCOL 5, "Matching and state").
+ChannelManager::Channel& ChannelManager::AddChannelLocked(const std::string& peer, PeerState& ps,
+                                                          Channel channel,
+                                                          JournalBatch& changes) {
+  uint64_t now = channel.created_ms;
+  uint64_t grace_end = now + options_.queue_ttl_ms + 2 * options_.max_skew_ms;
+  for (Channel& c : ps.channels) {
+    if (!c.live() || c.superseded_ms != 0) continue;
+    c.superseded_ms = now;
+    c.erase_at_ms = c.erase_at_ms == 0 ? grace_end : std::min(c.erase_at_ms, grace_end);
+    changes.put_channels.push_back(RowOf(peer, c));
+  }
+  channel.order = next_channel_order_++;
+  ps.channels.push_back(std::move(channel));
+  for (;;) {
+    size_t live = std::count_if(ps.channels.begin(), ps.channels.end(),
+                                [](const Channel& c) { return c.live(); });
+    if (live <= 2) break;
+    Channel* oldest = nullptr;
+    for (Channel& c : ps.channels) {
+      if (c.live() && (oldest == nullptr || c.order < oldest->order)) oldest = &c;
+    }
+    EraseSecretLocked(peer, *oldest, now, changes);
+  }
+  Channel& added = ps.channels.back();
+  changes.put_channels.push_back(RowOf(peer, added));
+  return added;
+}
+
+void ChannelManager::OpenSetupRequest(v1::Envelope& e, std::function<void(OpenOutcome)>& done) {
+  const std::string sender = e.sender();
+  const v1::SetupRequest& r = e.setup_request();
+  const std::pair<std::string, Bytes> log_key{sender, ToBytes(e.message_id())};
+  const Bytes setup_id = ToBytes(r.setup_id());
+  const uint64_t now = clock_.NowMs();
+  const bool i_am_smaller = messages::IdLess(identity_.node_id, sender);
+
+  // Check 5 and the rules that need no cryptography.
+  {
+    std::unique_lock lock(mu_);
+    auto stored = stored_replies_.find(log_key);
+    if (setup_log_.count(log_key) != 0) {
+      // A duplicate of a request already answered gets the stored reply again.
+      std::function<void()> resend;
+      if (stored != stored_replies_.end()) {
+        v1::Envelope reply;
+        if (reply.ParseFromString(ToString(stored->second))) {
+          resend = [this, reply = std::move(reply)]() mutable {
+            sink_.Send(std::move(reply), [](HubAnswer) {});
+          };
+        }
+      }
+      lock.unlock();
+      Finish(ReceiveCode::kDuplicate, done, {}, std::nullopt, std::move(resend));
+      return;
+    }
+    PeerState& ps = PeerLocked(sender);
+    ReceiveCode refused = ReceiveCode::kOk;
+    if (ps.Find(setup_id) != nullptr) {
+      refused = ReceiveCode::kDuplicate;  // a channel (or tombstone) with this id exists
+    } else if (ps.answered_any && now - ps.last_answer_ms < options_.setup_answer_interval_ms &&
+               std::count_if(ps.channels.begin(), ps.channels.end(),
+                             [](const Channel& c) { return c.live(); }) >= 2) {
+      refused = ReceiveCode::kRateLimited;
+    } else if (ps.pending && now < ps.pending->expires_ms && i_am_smaller) {
+      counters_.simultaneous_ignored += 1;  // the smaller side ignores the loser's request
+      lock.unlock();
+      Finish(ReceiveCode::kOk, done);
+      return;
+    }
+    if (refused != ReceiveCode::kOk) {
+      lock.unlock();
+      Finish(refused, done);
+      return;
+    }
+  }
+
+  // Check 6, outside the lock: the ephemeral key, the chain under the pin policy, the signature.
+  auto e_a = core::EcPublicKey::FromPoint(AsBytes(r.ephemeral_key()));
+  if (!e_a.ok()) {
+    Finish(ReceiveCode::kMalformed, done);
+    return;
+  }
+  std::optional<core::EcPublicKey> identity_key;
+  ReceiveCode chain_code =
+      ChainWithinLimits(r.cert_chain())
+          ? authenticator_.CheckChain(ChainOf(r.cert_chain()), e.federation(), sender, now,
+                                      identity_key)
+          : ReceiveCode::kBadCertificate;
+  if (chain_code != ReceiveCode::kOk) {
+    Finish(chain_code, done);
+    return;
+  }
+  Bytes req_tbs = RequestTbsOf(e);
+  if (!identity_key->VerifySha256(req_tbs, AsBytes(r.signature()))) {
+    Finish(ReceiveCode::kBadSignature, done);
+    return;
+  }
+
+  // The reply: a fresh ephemeral key, signed over rep_tbs; the secret from both.
+  auto b = core::EcPrivateKey::Generate();
+  v1::Envelope reply;
+  reply.set_version(1);
+  reply.set_federation(identity_.federation);
+  reply.set_sender(identity_.node_id);
+  reply.set_recipient(sender);
+  reply.set_message_id(ToString(core::RandomBytes(16)));
+  reply.set_sent_at_ms(now);
+  v1::SetupReply* rep = reply.mutable_setup_reply();
+  rep->set_setup_id(r.setup_id());
+  absl::StatusOr<core::SecretBytes> secret = absl::InternalError("key generation failed");
+  absl::StatusOr<Bytes> signature = absl::InternalError("key generation failed");
+  if (b.ok()) {
+    rep->set_ephemeral_key(ToString(b->PublicKey().Point()));
+    for (const Bytes& cert : identity_.cert_chain_der) rep->add_cert_chain(ToString(cert));
+    Bytes rep_tbs = ReplyTbsOf(reply, core::Sha256(req_tbs));
+    signature = identity_.key.SignSha256(rep_tbs);
+    secret = DeriveChannelSecret(*b, *e_a, rep_tbs);
+  }
+  if (!signature.ok() || !secret.ok()) {
+    // Our own failure, not the peer's: nothing to record; the peer's setup times out and retries.
+    Finish(ReceiveCode::kOk, done);
+    return;
+  }
+  rep->set_signature(ToString(*signature));
+  b = absl::InternalError("erased");  // the ephemeral private key is not needed any more
+
+  JournalBatch changes;
+  {
+    std::unique_lock lock(mu_);
+    PeerState& ps = PeerLocked(sender);
+    if (setup_log_.count(log_key) != 0 || ps.Find(setup_id) != nullptr) {
+      lock.unlock();
+      Finish(ReceiveCode::kDuplicate, done);
+      return;
+    }
+    if (ps.pending && clock_.NowMs() < ps.pending->expires_ms) {
+      if (i_am_smaller) {
+        counters_.simultaneous_ignored += 1;
+        lock.unlock();
+        Finish(ReceiveCode::kOk, done);
+        return;
+      }
+      // The larger side answers the winner's request and abandons its own; its queued sends go
+      // out on the channel being answered.
+      ps.pending.reset();
+      counters_.simultaneous_abandoned += 1;
+    }
+    Channel channel;
+    channel.id = setup_id;
+    channel.secret = std::move(*secret);
+    channel.initiator = false;
+    channel.peer_key = *identity_key;
+    channel.peer_key_spki = identity_key->SpkiDer();
+    channel.created_ms = now;
+    channel.window = ReplayWindow(options_.window_size);
+    AddChannelLocked(sender, ps, std::move(channel), changes);
+    std::string reply_bytes = reply.SerializeAsString();
+    setup_log_[log_key] = now;
+    stored_replies_[log_key] = ToBytes(reply_bytes);
+    changes.put_setup_log.push_back(SetupLogRow{sender, log_key.second, now, ToBytes(reply_bytes)});
+    ps.answered_any = true;
+    ps.last_answer_ms = now;
+    counters_.setups_answered += 1;
+  }
+  authenticator_.RecordAccepted(sender, *identity_key);
+  // Once the channel is durable: the reply leaves first, then whatever waited for the channel.
+  Finish(ReceiveCode::kOk, done, std::move(changes), std::nullopt,
+         [this, sender, reply = std::move(reply)]() mutable {
+           sink_.Send(std::move(reply), [](HubAnswer) {});
+           Drain(sender);
+         });
+}
+
+void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutcome)>& done) {
+  const std::string sender = e.sender();
+  const v1::SetupReply& r = e.setup_reply();
+  const Bytes setup_id = ToBytes(r.setup_id());
+  std::shared_ptr<const core::EcPrivateKey> ephemeral;
+  Bytes request_tbs_hash;
+  {
+    std::unique_lock lock(mu_);
+    PeerState& ps = PeerLocked(sender);
+    // Check 5: a reply matches a pending request only from that request's recipient and with its
+    // setup id; rep_tbs is built from the pending request's own values.
+    if (!ps.pending || ps.pending->setup_id != setup_id || !ps.pending->ephemeral ||
+        clock_.NowMs() >= ps.pending->expires_ms) {
+      lock.unlock();
+      Finish(ReceiveCode::kUnmatchedReply, done);
+      return;
+    }
+    ephemeral = ps.pending->ephemeral;
+    request_tbs_hash = ps.pending->request_tbs_hash;
+  }
+
+  uint64_t now = clock_.NowMs();
+  auto e_b = core::EcPublicKey::FromPoint(AsBytes(r.ephemeral_key()));
+  if (!e_b.ok()) {
+    Finish(ReceiveCode::kMalformed, done);
+    return;
+  }
+  std::optional<core::EcPublicKey> identity_key;
+  ReceiveCode chain_code =
+      ChainWithinLimits(r.cert_chain())
+          ? authenticator_.CheckChain(ChainOf(r.cert_chain()), e.federation(), sender, now,
+                                      identity_key)
+          : ReceiveCode::kBadCertificate;
+  if (chain_code != ReceiveCode::kOk) {
+    Finish(chain_code, done);
+    return;
+  }
+  Bytes rep_tbs = ReplyTbsOf(e, request_tbs_hash);
+  if (!identity_key->VerifySha256(rep_tbs, AsBytes(r.signature()))) {
+    Finish(ReceiveCode::kBadSignature, done);
+    return;
+  }
+  auto secret = DeriveChannelSecret(*ephemeral, *e_b, rep_tbs);
+  if (!secret.ok()) {
+    Finish(ReceiveCode::kMalformed, done);
+    return;
+  }
+
+  JournalBatch changes;
+  {
+    std::unique_lock lock(mu_);
+    PeerState& ps = PeerLocked(sender);
+    if (!ps.pending || ps.pending->setup_id != setup_id) {  // abandoned meanwhile
+      lock.unlock();
+      Finish(ReceiveCode::kUnmatchedReply, done);
+      return;
+    }
+    ps.pending.reset();  // drops our reference to the ephemeral key
+    Channel channel;
+    channel.id = setup_id;
+    channel.secret = std::move(*secret);
+    channel.initiator = true;
+    channel.confirmed = true;  // initiated and completed: the peer holds it
+    channel.peer_key = *identity_key;
+    channel.peer_key_spki = identity_key->SpkiDer();
+    channel.created_ms = now;
+    channel.window = ReplayWindow(options_.window_size);
+    AddChannelLocked(sender, ps, std::move(channel), changes);
+    counters_.setups_completed += 1;
+  }
+  ephemeral.reset();
+  authenticator_.RecordAccepted(sender, *identity_key);
+  Finish(ReceiveCode::kOk, done, std::move(changes), std::nullopt,
+         [this, sender] { Drain(sender); });
+}
+
+}  // namespace nodelink::overlay

@@ -1,0 +1,36 @@
+// The channel journal on the participant's key store: the tables channels, setup_log, inbox,
+// sent and answered (schema in keys/store_schema.cc). Secrets, inbox and sent messages and stored
+// replies are sealed with the store key, each bound to its row by a seal context
+// (keys/seal_contexts.h).
+#pragma once
+
+#include "overlay/ports.h"
+
+namespace nodelink::keys {
+class KeyStore;
+}
+
+namespace nodelink::overlay {
+
+class StoreJournal final : public ChannelJournal {
+ public:
+  // `store` must outlive the journal. Thread-safe (the store serializes access).
+  explicit StoreJournal(keys::KeyStore& store) : store_(store) {}
+
+  absl::StatusOr<JournalSnapshot> Load() override;
+  absl::Status Commit(JournalBatch batch) override;
+  absl::StatusOr<std::optional<SentRow>> FindSent(std::string_view recipient,
+                                                  ByteView message_id) override;
+  absl::StatusOr<std::vector<SentRow>> SentOnChannel(std::string_view recipient,
+                                                     ByteView channel_id,
+                                                     uint64_t min_seq) override;
+  absl::StatusOr<std::optional<Bytes>> FindAnswered(std::string_view peer,
+                                                    std::string_view request_id,
+                                                    uint64_t now_ms) override;
+  absl::StatusOr<std::vector<std::string>> TakeRenewRequests() override;
+
+ private:
+  keys::KeyStore& store_;
+};
+
+}  // namespace nodelink::overlay
