@@ -147,7 +147,8 @@ EcPrivateKey& EcPrivateKey::operator=(EcPrivateKey&& other) noexcept {
 EcPrivateKey::~EcPrivateKey() { EVP_PKEY_free(pkey_); }
 
 absl::StatusOr<EcPrivateKey> EcPrivateKey::Generate() {
-  PkeyPtr pkey(EVP_EC_gen(kCurveName));
+  char curve[] = "P-256";  // EVP_EC_gen would cast away const (clang -Wcast-qual)
+  PkeyPtr pkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve));
   if (pkey == nullptr) return OpenSslError("generating a P-256 key failed");
   NL_ASSIGN_OR_RETURN(Bytes point, EncodedPoint(pkey.get()));
   NL_ASSIGN_OR_RETURN(EcPublicKey pub, EcPublicKey::FromPoint(point));

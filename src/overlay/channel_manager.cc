@@ -304,8 +304,10 @@ void ChannelManager::Maintain() {
         EnsureSetupLocked(peer, ps, deferred);
       }
     }
-    for (auto& [peer, ps_ptr] : peers_) {
-      PeerState& ps = *ps_ptr;
+    for (auto& entry : peers_) {
+      // (No structured binding: clang 14 cannot capture one in the lambdas below.)
+      const std::string& peer = entry.first;
+      PeerState& ps = *entry.second;
       if (ps.pending && now >= ps.pending->expires_ms) ps.pending.reset();
       // Sends that waited too long for a channel fail with a clear reason.
       if (SendingChannelLocked(ps) == nullptr) {
@@ -318,7 +320,7 @@ void ChannelManager::Maintain() {
           }
           any_failed = true;
           if (item.done) {
-            deferred.push_back([done = std::move(item.done), peer = peer] {
+            deferred.push_back([done = std::move(item.done), peer] {
               done(absl::DeadlineExceededError(
                   "channel setup with " + peer +
                   " got no reply in time; is the peer connected to the hub and does it trust "
