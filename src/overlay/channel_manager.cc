@@ -408,22 +408,22 @@ std::vector<InboxMessage> ChannelManager::PendingInbox() {
 }
 
 void ChannelManager::RecordAnswered(const std::string& peer, const std::string& request_id,
-                                    const v1::Inner& reply) {
+                                    const v1::Inner& reply, uint64_t expires_ms) {
   if (request_id.empty()) return;
   JournalBatch changes;
-  changes.put_answered.push_back(AnsweredRow{peer, request_id,
-                                             clock_.NowMs() + ReplayRetentionMs(),
-                                             ToBytes(reply.SerializeAsString())});
+  changes.put_answered.push_back(
+      AnsweredRow{peer, request_id, expires_ms, ToBytes(reply.SerializeAsString())});
   commits_->Enqueue(std::move(changes));
 }
 
-std::optional<v1::Inner> ChannelManager::FindAnswered(const std::string& peer,
-                                                      const std::string& request_id) {
-  auto found = journal_.FindAnswered(peer, request_id, clock_.NowMs());
-  if (!found.ok() || !found->has_value()) return std::nullopt;
+absl::StatusOr<std::optional<v1::Inner>> ChannelManager::FindAnswered(
+    const std::string& peer, const std::string& request_id, uint64_t now_ms) {
+  NL_ASSIGN_OR_RETURN(std::optional<Bytes> found,
+                      journal_.FindAnswered(peer, request_id, now_ms));
+  if (!found) return std::nullopt;
   v1::Inner reply;
-  if (!reply.ParseFromArray((*found)->data(), static_cast<int>((*found)->size()))) {
-    return std::nullopt;
+  if (!reply.ParseFromArray(found->data(), static_cast<int>(found->size()))) {
+    return absl::DataLossError("stored reply is unreadable");
   }
   return reply;
 }

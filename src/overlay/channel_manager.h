@@ -116,11 +116,14 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   // The hub's queue time to live, from its Welcome.
   void SetQueueTtl(uint64_t ttl_ms);
 
-  // The answered log (PROTOCOL 6): replies kept per (peer, request id) so that a repeated request
-  // is answered from the record.
+  // The answered log (PROTOCOL 6): replies kept per (peer, request id) until `expires_ms`, so that
+  // a repeated request is answered from the record. Written with the next group commit; expired
+  // records are pruned by Maintain().
   void RecordAnswered(const std::string& peer, const std::string& request_id,
-                      const v1::Inner& reply);
-  std::optional<v1::Inner> FindAnswered(const std::string& peer, const std::string& request_id);
+                      const v1::Inner& reply, uint64_t expires_ms);
+  absl::StatusOr<std::optional<v1::Inner>> FindAnswered(const std::string& peer,
+                                                        const std::string& request_id,
+                                                        uint64_t now_ms);
 
   // Blocks until every state change so far is durable.
   void Flush();

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "core/encoding.h"
 #include "core/status.h"
 
 namespace nodelink::secagg {
@@ -63,62 +62,6 @@ absl::StatusOr<RingVector> AdditiveParty::HeldSum() const {
   RingVector sum = kept_;
   for (const auto& [party, share] : received_) sum.AddInPlace(share);
   return sum;
-}
-
-// lp(self) u32be(k) u32be(n_elements) u32be(n_parties) lp(party)... lp(kept)
-// then per other party: lp(name) lp(drawn) u32be(has_received) [lp(received)]
-Bytes AdditiveParty::Serialize() const {
-  Bytes out;
-  core::AppendLp(out, self_);
-  core::AppendU32Be(out, kept_.modulus_bits());
-  core::AppendU32Be(out, static_cast<uint32_t>(kept_.size()));
-  core::AppendU32Be(out, static_cast<uint32_t>(parties_.size()));
-  for (const std::string& p : parties_) core::AppendLp(out, p);
-  core::AppendLp(out, kept_.bytes());
-  for (const auto& [party, share] : drawn_) {
-    core::AppendLp(out, party);
-    core::AppendLp(out, share.bytes());
-    auto it = received_.find(party);
-    core::AppendU32Be(out, it != received_.end() ? 1 : 0);
-    if (it != received_.end()) core::AppendLp(out, it->second.bytes());
-  }
-  return out;
-}
-
-absl::StatusOr<AdditiveParty> AdditiveParty::Deserialize(ByteView bytes) {
-  auto bad = [] { return absl::DataLossError("stored additive-sharing state is unreadable"); };
-  core::ByteReader r(bytes);
-  ByteView self, kept;
-  uint32_t bits = 0, count = 0, n = 0;
-  if (!r.ReadLp(self) || !r.ReadU32Be(bits) || !r.ReadU32Be(count) || !r.ReadU32Be(n)) {
-    return bad();
-  }
-  if (!IsValidModulusBits(bits) || n > 100000) return bad();
-  std::vector<std::string> parties;
-  for (uint32_t i = 0; i < n; ++i) {
-    ByteView p;
-    if (!r.ReadLp(p)) return bad();
-    parties.push_back(ToString(p));
-  }
-  if (!r.ReadLp(kept)) return bad();
-  auto kept_vector = RingVector::FromBytes(bits, count, kept);
-  if (!kept_vector.ok()) return bad();
-  AdditiveParty party(std::move(parties), ToString(self), std::move(*kept_vector));
-  while (!r.AtEnd()) {
-    ByteView name, drawn, received;
-    uint32_t has_received = 0;
-    if (!r.ReadLp(name) || !r.ReadLp(drawn) || !r.ReadU32Be(has_received)) return bad();
-    auto drawn_vector = RingVector::FromBytes(bits, count, drawn);
-    if (!drawn_vector.ok()) return bad();
-    party.drawn_.emplace(ToString(name), std::move(*drawn_vector));
-    if (has_received != 0) {
-      if (!r.ReadLp(received)) return bad();
-      auto received_vector = RingVector::FromBytes(bits, count, received);
-      if (!received_vector.ok()) return bad();
-      party.received_.emplace(ToString(name), std::move(*received_vector));
-    }
-  }
-  return party;
 }
 
 }  // namespace nodelink::secagg

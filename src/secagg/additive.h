@@ -32,10 +32,6 @@ class AdditiveParty {
   // (never a partial sum).
   absl::StatusOr<RingVector> HeldSum() const;
 
-  // For the key store (sealed there): the drawn shares and the ones received so far.
-  Bytes Serialize() const;
-  static absl::StatusOr<AdditiveParty> Deserialize(ByteView bytes);
-
  private:
   AdditiveParty(std::vector<std::string> parties, std::string self, RingVector kept)
       : parties_(std::move(parties)), self_(std::move(self)), kept_(std::move(kept)) {}

@@ -76,16 +76,5 @@ TEST_CASE("no partial sums; the same share on every request; conflicting shares 
   CHECK_FALSE(a.Receive("c", RingVector::FromDecimal(8, {"1"}).value()).ok());  // wrong shape
 }
 
-TEST_CASE("state survives serialization") {
-  auto secret = RingVector::FromDecimal(32, {"1", "2"}).value();
-  auto a = AdditiveParty::Create(secret, {"a", "b", "c"}, "b").value();
-  REQUIRE(a.Receive("a", RingVector::Random(32, 2)).ok());
-  auto back = AdditiveParty::Deserialize(a.Serialize()).value();
-  CHECK(back.ShareFor("a").value() == a.ShareFor("a").value());
-  CHECK(back.ShareFor("c").value() == a.ShareFor("c").value());
-  CHECK(back.Missing() == a.Missing());
-  CHECK_FALSE(AdditiveParty::Deserialize(Bytes{1, 2, 3}).ok());
-}
-
 }  // namespace
 }  // namespace nodelink::secagg
