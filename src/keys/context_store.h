@@ -62,7 +62,8 @@ class ContextStore {
       std::string_view researcher, std::string_view context_id, std::string_view peer) const;
 
   // Deletes the context and its pairwise keys, then checkpoints (erasure). Returns whether it
-  // existed.
+  // existed. Its input digest goes with it: an operator who drops a context lets that input be
+  // used again.
   [[nodiscard]] absl::StatusOr<bool> Drop(std::string_view researcher, std::string_view context_id);
 
   [[nodiscard]] static absl::Status PutTx(SQLite::Database& db, const KeyStore& store,
