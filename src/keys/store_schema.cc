@@ -1,0 +1,163 @@
+#include "keys/store_schema.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "core/status.h"
+
+namespace nodelink::keys {
+
+namespace {
+
+// Version 1. The channel, setup-log, inbox, sent and answered tables are shared with the overlay
+// (PROTOCOL.md sections 5-7); the contexts and pairwise_keys tables with secagg (section 8).
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE identity(
+  id INTEGER PRIMARY KEY CHECK(id = 1),
+  federation TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  public_key BLOB NOT NULL,              -- DER SPKI of the identity key
+  key_sealed BLOB NOT NULL,              -- sealed private scalar (context "identity-key")
+  created_ms INTEGER NOT NULL);
+CREATE TABLE identity_chain(
+  position INTEGER PRIMARY KEY,          -- 0 = leaf
+  der BLOB NOT NULL,
+  imported_ms INTEGER NOT NULL);
+CREATE TABLE anchors(
+  role TEXT NOT NULL CHECK(role IN ('federation', 'hub')),
+  fingerprint BLOB NOT NULL,             -- SHA-256 of the certificate DER
+  der BLOB NOT NULL,
+  added_ms INTEGER NOT NULL,
+  PRIMARY KEY(role, fingerprint));
+CREATE TABLE crls(
+  issuer BLOB PRIMARY KEY,               -- DER of the issuer name
+  der BLOB NOT NULL,
+  this_update_ms INTEGER NOT NULL,
+  imported_ms INTEGER NOT NULL);
+CREATE TABLE settings(key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE tofu(
+  node_id TEXT PRIMARY KEY,
+  public_key BLOB NOT NULL,              -- DER SPKI recorded on first use
+  fingerprint BLOB NOT NULL,
+  first_seen_ms INTEGER NOT NULL);
+CREATE TABLE pins(
+  node_id TEXT NOT NULL,
+  fingerprint BLOB NOT NULL,             -- SHA-256 of the DER SPKI
+  added_ms INTEGER NOT NULL,
+  PRIMARY KEY(node_id, fingerprint));
+CREATE TABLE approvals(
+  node_id TEXT NOT NULL,                 -- a node id, or '*' (any member) for co-party
+  role TEXT NOT NULL CHECK(role IN ('co-party', 'researcher')),
+  added_ms INTEGER NOT NULL,
+  PRIMARY KEY(node_id, role));
+
+CREATE TABLE channels(
+  peer TEXT NOT NULL, channel_id BLOB NOT NULL,
+  secret BLOB,                           -- sealed ("channel:" || peer || ":" || hex(channel_id)); NULL = tombstone
+  initiator INTEGER NOT NULL,            -- 1 if this participant sent the SetupRequest
+  peer_key BLOB NOT NULL,                -- DER SPKI of the peer identity key that authenticated the setup
+  created_ms INTEGER NOT NULL,
+  confirmed INTEGER NOT NULL DEFAULT 0,  -- 1 once the peer is known to hold it
+  superseded_ms INTEGER NOT NULL DEFAULT 0,
+  erase_at_ms INTEGER NOT NULL DEFAULT 0,
+  drop_at_ms INTEGER NOT NULL DEFAULT 0,
+  send_seq INTEGER NOT NULL DEFAULT 0,
+  recv_highest INTEGER NOT NULL DEFAULT 0,
+  recv_window BLOB NOT NULL DEFAULT x'',
+  renew_requested INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(peer, channel_id));
+CREATE TABLE setup_log(sender TEXT NOT NULL, message_id BLOB NOT NULL, seen_ms INTEGER NOT NULL,
+  reply BLOB, PRIMARY KEY(sender, message_id));
+CREATE TABLE inbox(id INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL,
+  message_id BLOB NOT NULL, received_ms INTEGER NOT NULL,
+  inner BLOB NOT NULL);                  -- sealed ("inbox:" || sender || ":" || hex(message_id))
+CREATE TABLE sent(recipient TEXT NOT NULL, message_id BLOB NOT NULL, channel_id BLOB NOT NULL,
+  seq INTEGER NOT NULL, sent_at_ms INTEGER NOT NULL,
+  inner BLOB NOT NULL,                   -- sealed ("sent:" || recipient || ":" || hex(message_id))
+  resent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(recipient, message_id));
+CREATE TABLE answered(peer TEXT NOT NULL, request_id TEXT NOT NULL, expires_ms INTEGER NOT NULL,
+  reply BLOB NOT NULL,                   -- sealed ("answered:" || peer || ":" || request_id)
+  PRIMARY KEY(peer, request_id));
+
+CREATE TABLE contexts(
+  researcher TEXT NOT NULL,
+  context_id TEXT NOT NULL,
+  scheme INTEGER NOT NULL,               -- nodelink.v1.Scheme
+  state TEXT NOT NULL CHECK(state IN ('started', 'finished', 'refused')),
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL DEFAULT 0, -- 0 = no expiry
+  params_digest BLOB NOT NULL,           -- PROTOCOL.md section 8
+  parties TEXT NOT NULL DEFAULT '',      -- ascending node ids, comma-separated
+  input_digest BLOB,                     -- the input this context consumed (one input per context)
+  state_sealed BLOB,                     -- sealed ("context:" || researcher || ":" || context_id)
+  PRIMARY KEY(researcher, context_id));
+-- A party contributes a given input to at most one context (PROTOCOL.md section 8).
+CREATE UNIQUE INDEX contexts_by_input ON contexts(input_digest) WHERE input_digest IS NOT NULL;
+CREATE TABLE pairwise_keys(
+  researcher TEXT NOT NULL,
+  context_id TEXT NOT NULL,
+  peer TEXT NOT NULL,
+  key_sealed BLOB NOT NULL,              -- sealed ("pairwise:" || researcher || ":" || context_id || ":" || peer)
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY(researcher, context_id, peer),
+  FOREIGN KEY(researcher, context_id) REFERENCES contexts(researcher, context_id) ON DELETE CASCADE);
+)sql";
+
+}  // namespace
+
+const std::vector<Migration>& DefaultMigrations() {
+  static const std::vector<Migration> migrations = {
+      {0, 1, "identity, trust, channels, replay logs, secagg contexts",
+       [](SQLite::Database& db, const StoreSealer&) {
+         db.exec(kSchemaV1);
+         return absl::OkStatus();
+       }},
+  };
+  return migrations;
+}
+
+int TargetSchemaVersion(const std::vector<Migration>& migrations) {
+  int version = 0;
+  for (const Migration& m : migrations) {
+    if (m.from != version || m.to != version + 1 || !m.apply) {
+      core::Die("store migrations must form a chain 0 -> 1 -> ... -> n");
+    }
+    version = m.to;
+  }
+  return version;
+}
+
+absl::Status RunMigrations(SQLite::Database& db, const StoreSealer& sealer, int from,
+                           const std::vector<Migration>& migrations) {
+  int target = TargetSchemaVersion(migrations);
+  for (int version = from; version < target; ++version) {
+    const Migration& step = migrations[static_cast<size_t>(version)];
+    absl::Status status = step.apply(db, sealer);
+    if (!status.ok()) {
+      return absl::Status(status.code(), "migrating the key store from schema version " +
+                                             std::to_string(step.from) + " to " +
+                                             std::to_string(step.to) + " (" + step.description +
+                                             ") failed: " + std::string(status.message()));
+    }
+  }
+  SQLite::Statement update(db, "UPDATE meta SET value = ? WHERE key = 'schema_version'");
+  update.bind(1, target);
+  update.exec();
+  return absl::OkStatus();
+}
+
+const std::vector<SealedColumn>& SealedColumns() {
+  static const std::vector<SealedColumn> columns = {
+      {"identity", "key_sealed", "'identity-key'"},
+      {"channels", "secret", "'channel:' || peer || ':' || lower(hex(channel_id))"},
+      {"inbox", "inner", "'inbox:' || sender || ':' || lower(hex(message_id))"},
+      {"sent", "inner", "'sent:' || recipient || ':' || lower(hex(message_id))"},
+      {"answered", "reply", "'answered:' || peer || ':' || request_id"},
+      {"contexts", "state_sealed", "'context:' || researcher || ':' || context_id"},
+      {"pairwise_keys", "key_sealed",
+       "'pairwise:' || researcher || ':' || context_id || ':' || peer"},
+  };
+  return columns;
+}
+
+}  // namespace nodelink::keys
