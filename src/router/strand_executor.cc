@@ -1,0 +1,113 @@
+#include "router/strand_executor.h"
+
+#include <utility>
+
+#include "core/status.h"
+
+namespace nodelink::router {
+namespace {
+
+// Tasks a worker runs from one strand before it lets other strands have a turn. Small enough for
+// fairness between peers, large enough to save a wake-up per message on a busy strand.
+constexpr int kTasksPerTurn = 8;
+
+}  // namespace
+
+StrandExecutor::StrandExecutor(size_t workers) : worker_count_(workers) {
+  if (workers == 0) core::Die("StrandExecutor: needs at least one worker");
+}
+
+StrandExecutor::~StrandExecutor() { Stop(); }
+
+void StrandExecutor::Start() {
+  std::lock_guard lock(mu_);
+  if (started_) core::Die("StrandExecutor::Start called twice");
+  started_ = true;
+  if (stopping_) return;
+  threads_.reserve(worker_count_);
+  for (size_t i = 0; i < worker_count_; ++i) threads_.emplace_back([this] { RunWorker(); });
+}
+
+bool StrandExecutor::Post(const std::string& key, Task task) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    std::unique_ptr<Strand>& strand = strands_[key];
+    if (!strand) strand = std::make_unique<Strand>();
+    strand->tasks.push_back(std::move(task));
+    ++queued_;
+    if (strand->scheduled) return true;
+    strand->scheduled = true;
+    ready_.push_back(strand.get());
+  }
+  ready_cv_.notify_one();
+  return true;
+}
+
+void StrandExecutor::Stop() {
+  std::vector<std::thread> threads;
+  std::vector<Task> dropped;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    threads.swap(threads_);
+    for (auto& [key, strand] : strands_) {
+      for (Task& task : strand->tasks) dropped.push_back(std::move(task));
+      strand->tasks.clear();
+    }
+    queued_ = 0;
+  }
+  ready_cv_.notify_all();
+  for (std::thread& t : threads) {
+    if (t.get_id() == std::this_thread::get_id())
+      core::Die("StrandExecutor::Stop called from a task");
+    t.join();
+  }
+  dropped.clear();  // destroyed here, without the lock: a task's captures may run code
+}
+
+size_t StrandExecutor::QueuedTasks() const {
+  std::lock_guard lock(mu_);
+  return queued_;
+}
+
+size_t StrandExecutor::StrandCount() const {
+  std::lock_guard lock(mu_);
+  return strands_.size();
+}
+
+void StrandExecutor::DropIdleStrands() {
+  std::lock_guard lock(mu_);
+  for (auto it = strands_.begin(); it != strands_.end();) {
+    const Strand& strand = *it->second;
+    it = (!strand.scheduled && strand.tasks.empty()) ? strands_.erase(it) : std::next(it);
+  }
+}
+
+void StrandExecutor::RunWorker() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    ready_cv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
+    if (stopping_) return;
+    Strand* strand = ready_.front();
+    ready_.pop_front();
+    // `strand` stays valid while scheduled: DropIdleStrands keeps scheduled strands.
+    for (int turn = 0; turn < kTasksPerTurn && !strand->tasks.empty() && !stopping_; ++turn) {
+      Task task = std::move(strand->tasks.front());
+      strand->tasks.pop_front();
+      --queued_;
+      lock.unlock();
+      task();
+      task = nullptr;  // release captures before taking the lock again
+      lock.lock();
+    }
+    if (!strand->tasks.empty() && !stopping_) {
+      ready_.push_back(strand);
+      ready_cv_.notify_one();
+    } else {
+      strand->scheduled = false;
+    }
+  }
+}
+
+}  // namespace nodelink::router

@@ -1,0 +1,70 @@
+// A worker pool with one strand per key (the router keys by sender): the tasks of one strand run
+// one at a time, in the order they were posted; different strands run in parallel on the workers
+// (DESIGN.md step 5; IMPLEMENTATION-NOTES 7.1: a plain pool would let a peer's Sealed overtake the
+// SetupReply ahead of it).
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace nodelink::router {
+
+class StrandExecutor {
+ public:
+  using Task = std::function<void()>;
+
+  // `workers` threads (at least 1; aborts on 0). Threads start with Start().
+  explicit StrandExecutor(size_t workers);
+  // Stops and joins.
+  ~StrandExecutor();
+
+  StrandExecutor(const StrandExecutor&) = delete;
+  StrandExecutor& operator=(const StrandExecutor&) = delete;
+
+  // Starts the workers. Tasks posted before are kept and run once started. Call once.
+  void Start();
+
+  // Queues `task` on the strand of `key`. Never blocks on running tasks. Returns false (and drops
+  // the task) once Stop() began. Thread-safe; may be called from inside a task.
+  bool Post(const std::string& key, Task task);
+
+  // Stops taking tasks, drops the queued ones (outside the lock), waits for running tasks to
+  // return and joins the workers. Idempotent. Must not be called from a task (aborts).
+  void Stop();
+
+  // Tasks queued and not started, over all strands. Thread-safe.
+  size_t QueuedTasks() const;
+  // Strands currently known (idle strands are dropped by DropIdleStrands()). Thread-safe.
+  size_t StrandCount() const;
+  // Forgets strands that have no queued task and are not running, so that a federation of many
+  // peers that each sent once does not keep one record per peer forever. Thread-safe.
+  void DropIdleStrands();
+
+ private:
+  struct Strand {
+    std::deque<Task> tasks;
+    bool scheduled = false;  // in ready_ or being run by a worker
+  };
+
+  void RunWorker();
+
+  const size_t worker_count_;
+  mutable std::mutex mu_;
+  std::condition_variable ready_cv_;
+  std::unordered_map<std::string, std::unique_ptr<Strand>> strands_;
+  std::deque<Strand*> ready_;
+  size_t queued_ = 0;
+  bool started_ = false;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace nodelink::router

@@ -1,0 +1,82 @@
+#include "router/strand_executor.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "router_test_support.h"
+
+namespace nodelink::router {
+namespace {
+
+using testing::Eventually;
+using testing::Gate;
+
+TEST_CASE("strand executor: tasks of one key run in order, one at a time; keys run in parallel") {
+  StrandExecutor executor(3);
+  std::mutex mu;
+  std::map<std::string, std::vector<int>> order;
+  std::map<std::string, bool> busy;
+  std::atomic<int> overlaps{0};
+  std::atomic<int> done{0};
+  Gate b_ran;
+  std::atomic<bool> a_saw_b{false};
+  for (int i = 0; i < 500; ++i) {
+    for (const std::string key : {"a", "b", "c"}) {
+      executor.Post(key, [&, key, i] {
+        {
+          std::lock_guard lock(mu);
+          if (busy[key]) ++overlaps;
+          busy[key] = true;
+          order[key].push_back(i);
+        }
+        if (key == "a" && i == 0) a_saw_b = b_ran.Wait();
+        if (key == "b") b_ran.Open();
+        {
+          std::lock_guard lock(mu);
+          busy[key] = false;
+        }
+        ++done;
+      });
+    }
+  }
+  CHECK(executor.QueuedTasks() == 1500);  // nothing runs before Start
+  executor.Start();
+  REQUIRE(Eventually([&] { return done.load() == 1500; }));
+  CHECK(a_saw_b.load());
+  CHECK(overlaps.load() == 0);
+  std::vector<int> expected(500);
+  for (int i = 0; i < 500; ++i) expected[i] = i;
+  for (const auto& [key, seen] : order) CHECK(seen == expected);
+  REQUIRE(Eventually([&] {
+    executor.DropIdleStrands();
+    return executor.StrandCount() == 0;
+  }));
+}
+
+TEST_CASE("strand executor: Stop drops queued tasks and refuses new ones") {
+  StrandExecutor executor(1);
+  Gate release;
+  Gate entered;
+  std::atomic<int> ran{0};
+  executor.Post("k", [&] {
+    entered.Open();
+    release.Wait();
+    ++ran;
+  });
+  for (int i = 0; i < 10; ++i) executor.Post("k", [&] { ++ran; });
+  executor.Start();
+  REQUIRE(entered.Wait());
+  std::thread stopper([&] { executor.Stop(); });
+  REQUIRE(Eventually([&] { return !executor.Post("k", [&] { ++ran; }); }));
+  release.Open();
+  stopper.join();
+  CHECK(ran.load() == 1);  // the running task finished; the queued ones were dropped
+}
+
+}  // namespace
+}  // namespace nodelink::router
