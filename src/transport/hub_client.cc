@@ -265,12 +265,17 @@ void HubClient::Impl::WriteEntryLocked(OutboxEntry& entry) {
 }
 
 void HubClient::Impl::Send(v1::Envelope envelope, std::function<void(HubAnswer)> done) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   const size_t bytes = envelope.ByteSizeLong();
   if (stopping_) {
-    Post([done = std::move(done)] {
-      done({false, v1::CODE_UNSPECIFIED, "hub client stopped; the envelope was not sent"});
-    });
+    // No transport thread any more once stopped: answered here, on the caller's thread.
+    HubAnswer stopped{false, v1::CODE_UNSPECIFIED, "hub client stopped; the envelope was not sent"};
+    if (worker_exit_) {
+      lock.unlock();
+      done(stopped);
+    } else {
+      Post([done = std::move(done), stopped] { done(stopped); });
+    }
     return;
   }
   if (welcome_ && bytes > welcome_->max_envelope_bytes()) {

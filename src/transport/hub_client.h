@@ -69,7 +69,8 @@ class HubClient {
 
   // Queues an envelope; kept in the outbox until Accepted/Rejected; resent (same message id) after
   // reconnects; refuses locally (done called with TOO_LARGE) an envelope over the hub's announced
-  // max_envelope_bytes. done runs exactly once, on the transport thread.
+  // max_envelope_bytes. done runs exactly once, on the transport thread (after Stop(): at once, on
+  // the caller's thread, with accepted=false).
   void Send(v1::Envelope envelope, std::function<void(HubAnswer)> done);
 
   // Sends Delivered{message_id} for an envelope pushed on the current stream; safe from any thread.

@@ -130,6 +130,7 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
   env_.counters = &counters_;
   env_.federation = options_.federation;
   env_.insecure = options_.insecure;
+  env_.limits = options_.stream_limits;
 
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (options_.insecure) {

@@ -28,6 +28,15 @@ struct HubServerTls {
   std::string crl_pem;         // optional: CRLs of the CA(s); listed client certificates refused
 };
 
+// Per-stream backpressure (PROTOCOL 4, last rules): a participant that sends but does not read is
+// no longer read from once what waits for it passes these bounds; reading resumes below them.
+struct StreamLimits {
+  size_t max_outbound_frames = 4096;  // frames queued for writing to the participant
+  uint64_t max_outbound_bytes = 64 << 20;
+  size_t max_unanswered = 2048;  // envelopes read, not yet answered
+  uint64_t max_unanswered_bytes = 64 << 20;
+};
+
 enum class QueueBackend {
   kSqlite,  // durable (data_dir/queue.db)
   kMemory,  // NOT durable: a restart loses every queued envelope; for measurements and tests
@@ -66,6 +75,7 @@ struct HubServerOptions {
   uint64_t expiry_interval_ms = 1000;  // how often the expiry pass runs; 0 = only ExpireNow()
 
   std::string metrics_listen;  // "host:port" for Prometheus text; empty = no endpoint
+  StreamLimits stream_limits;
 };
 
 class HubServer {

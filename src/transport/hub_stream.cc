@@ -66,6 +66,10 @@ void HubStream::Send(v1::HubFrame frame, FrameKind kind, uint64_t queue_id) {
     writing_ = true;
     StartWrite(&queue_.front().frame);
   }
+  if (read_side_closed_ && unanswered_ == 0) {
+    FinishLocked(grpc::Status::OK);  // after the frame just queued
+    return;
+  }
   MaybeStartReadLocked();
 }
 
@@ -144,14 +148,16 @@ void HubStream::HandleHello(const v1::Hello& hello) {
 }
 
 void HubStream::OnReadDone(bool ok) {
-  {
-    std::lock_guard lock(mu_);
-    reading_ = false;
-  }
+  // reading_ stays true while this frame is handled, so that Send() (called from the relay during
+  // Attach/OnEnvelope) cannot start the next read while in_ is still in use.
   if (!ok) {
     // A half-close, a broken stream, or a frame that did not parse: gRPC cannot tell which
-    // (IMPLEMENTATION-NOTES 4.5). The stream ends; the hub serves the others.
-    FinishOnce(grpc::Status::OK);
+    // (IMPLEMENTATION-NOTES 4.5). The stream ends once every envelope read has been answered (a
+    // broken stream is cancelled anyway); the hub serves the others.
+    std::lock_guard lock(mu_);
+    reading_ = false;
+    read_side_closed_ = true;
+    if (unanswered_ == 0) FinishLocked(grpc::Status::OK);
     return;
   }
   switch (in_.frame_case()) {
@@ -181,6 +187,7 @@ void HubStream::OnReadDone(bool ok) {
   }
   in_.Clear();
   std::lock_guard lock(mu_);
+  reading_ = false;
   MaybeStartReadLocked();
 }
 
@@ -193,7 +200,9 @@ void HubStream::OnWriteDone(bool ok) {
     queued_bytes_ -= done.bytes;
     queue_.pop_front();
     writing_ = false;
-    if (ok && !queue_.empty() && !finish_requested_) {
+    // Frames queued before Finish was asked for are still written (answers to a half-closed
+    // client, the last pushes); Send() queues nothing after it.
+    if (ok && !queue_.empty()) {
       writing_ = true;
       StartWrite(&queue_.front().frame);
     } else if (finish_requested_ && !finished_) {

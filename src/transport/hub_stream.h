@@ -14,19 +14,11 @@
 #include <string>
 
 #include "nodelink/v1/hub.grpc.pb.h"
+#include "transport/hub_server.h"
 #include "transport/metrics.h"
 #include "transport/relay.h"
 
 namespace nodelink::transport {
-
-// Per-stream backpressure (PROTOCOL 4, last rules): a participant that sends but does not read is
-// no longer read from once what waits for it passes these bounds.
-struct StreamLimits {
-  size_t max_outbound_frames = 4096;
-  uint64_t max_outbound_bytes = 64 << 20;
-  size_t max_unanswered = 2048;  // envelopes read, not yet answered
-  uint64_t max_unanswered_bytes = 64 << 20;
-};
 
 class HubStream;
 
@@ -85,6 +77,7 @@ class HubStream final : public grpc::ServerBidiReactor<v1::ClientFrame, v1::HubF
   bool writing_ = false;
   bool reading_ = false;
   bool read_paused_ = false;
+  bool read_side_closed_ = false;  // the client half-closed: finish once all is answered
   bool finish_requested_ = false;
   bool finished_ = false;
   grpc::Status final_status_;

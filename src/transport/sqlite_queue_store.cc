@@ -238,9 +238,10 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
           --u.count;
           u.bytes -= size;
         }
+        while (del.executeStep()) {
+        }
       }
-      while (del.executeStep()) {
-      }
+      del.reset();
     }
     tx.commit();
   } catch (const std::exception& e) {
@@ -303,6 +304,7 @@ absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t 
       del.bind(1, I64(item.id));
       while (del.executeStep()) {
       }
+      del.reset();
       --totals.items;
       totals.bytes -= item.body.size();
       if (item.kind == QueuedKind::kExpiredNotice) {
