@@ -1,0 +1,491 @@
+#include "transport/hub_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "messages/names.h"
+#include "nodelink/v1/hub.grpc.pb.h"
+#include "spdlog/spdlog.h"
+#include "transport/identity.h"
+
+namespace nodelink::transport {
+
+namespace {
+
+constexpr uint64_t kMaxSkewMs = 10 * 60 * 1000;  // PROTOCOL 9
+std::atomic<uint64_t> g_client_instances{0};
+
+}  // namespace
+
+class HubClient::Impl {
+ public:
+  class Stream;
+
+  Impl(HubClientOptions options, std::function<void(v1::Envelope)> on_envelope)
+      : options_(std::move(options)),
+        on_envelope_(std::move(on_envelope)),
+        clock_(options_.clock != nullptr ? options_.clock : &core::SystemClock::Get()),
+        rng_(std::random_device{}()) {}
+
+  absl::Status Init();
+  void Send(v1::Envelope envelope, std::function<void(HubAnswer)> done);
+  void Acknowledge(std::string message_id);
+  bool WaitConnected(std::chrono::milliseconds timeout);
+  std::optional<v1::Welcome> welcome() const;
+  void Stop();
+  HubClientStats stats() const;
+
+  // From the stream's reactions (gRPC threads), without the stream's lock held.
+  void OnFrame(Stream* stream, v1::HubFrame& frame);
+  void OnStreamDone(Stream* stream, const grpc::Status& status);
+
+ private:
+  struct OutboxEntry {
+    v1::Envelope envelope;
+    std::function<void(HubAnswer)> done;
+    uint64_t written_epoch = 0;  // the stream it was last written on (0 = never)
+    size_t bytes = 0;
+  };
+
+  void Post(std::function<void()> task);  // runs on the transport thread
+  void RunWorker();
+  void StartStreamLocked();
+  void WriteEntryLocked(OutboxEntry& entry);
+  void Answer(const std::string& message_id, HubAnswer answer, const v1::Rejected* rejected);
+
+  const HubClientOptions options_;
+  const std::function<void(v1::Envelope)> on_envelope_;
+  core::Clock* const clock_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Hub::Stub> stub_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;        // worker: tasks, reconnect time, exit
+  std::condition_variable state_cv_;  // WaitConnected, Stop
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  bool worker_exit_ = false;
+  bool connect_pending_ = true;
+  std::chrono::steady_clock::time_point connect_at_{};
+  uint32_t failed_attempts_ = 0;
+  std::mt19937_64 rng_;
+
+  Stream* stream_ = nullptr;  // current stream; cleared (under mu_) before it is deleted
+  uint64_t epoch_ = 0;        // of the current stream
+  bool welcomed_ = false;     // on the current stream
+  std::optional<v1::Welcome> welcome_;
+  std::list<OutboxEntry> outbox_;
+  std::unordered_map<std::string, uint32_t> pushed_unacked_;  // on the current stream, by id
+  HubClientStats stats_;
+  std::thread worker_;
+};
+
+// One attempt: a client bidi reactor. Writes come from outside reactions, so it holds the call
+// open (AddHold) until its read side ends (IMPLEMENTATION-NOTES 4.1).
+class HubClient::Impl::Stream final
+    : public grpc::ClientBidiReactor<v1::ClientFrame, v1::HubFrame> {
+ public:
+  Stream(Impl* owner, uint64_t epoch) : owner_(owner), epoch_(epoch) {}
+  uint64_t epoch() const { return epoch_; }
+
+  void Begin(v1::Hub::Stub* stub, v1::ClientFrame hello) {
+    stub->async()->Connect(&context_, this);
+    std::lock_guard lock(mu_);
+    AddHold();
+    holding_ = true;
+    StartRead(&in_);
+    WriteLocked(std::move(hello));
+    StartCall();
+  }
+
+  void Write(v1::ClientFrame frame) {
+    std::lock_guard lock(mu_);
+    WriteLocked(std::move(frame));
+  }
+
+  void Cancel() { context_.TryCancel(); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      std::lock_guard lock(mu_);
+      if (holding_) {
+        holding_ = false;
+        RemoveHold();
+      }
+      return;
+    }
+    owner_->OnFrame(this, in_);
+    in_.Clear();
+    StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    queue_.pop_front();
+    writing_ = false;
+    if (ok && !queue_.empty() && holding_) {
+      writing_ = true;
+      StartWrite(&queue_.front());
+    }
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    owner_->OnStreamDone(this, status);
+    delete this;
+  }
+
+ private:
+  void WriteLocked(v1::ClientFrame frame) {
+    if (!holding_) return;  // the call is ending: the hub will get it on the next stream
+    queue_.push_back(std::move(frame));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&queue_.front());
+    }
+  }
+
+  Impl* const owner_;
+  const uint64_t epoch_;
+  grpc::ClientContext context_;
+  v1::HubFrame in_;
+  std::mutex mu_;
+  std::deque<v1::ClientFrame> queue_;  // front() is being written while writing_
+  bool writing_ = false;
+  bool holding_ = false;
+};
+
+absl::Status HubClient::Impl::Init() {
+  if (!messages::IsValidName(options_.federation) || !messages::IsValidName(options_.node_id)) {
+    return absl::InvalidArgumentError("hub client: federation and node id must be valid names");
+  }
+  if (options_.target.empty()) return absl::InvalidArgumentError("hub client: no hub target");
+  grpc::ChannelArguments args;
+  // Unlimited here, enforced in code against Welcome.max_envelope_bytes: a receive limit below
+  // what the hub pushes would loop forever through redelivery (IMPLEMENTATION-NOTES 4.4).
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(-1);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(options_.initial_backoff_ms));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(options_.initial_backoff_ms));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(options_.max_backoff_ms));
+  // Each client gets its own subchannel, i.e. its own TCP connection (IMPLEMENTATION-NOTES 4.7).
+  args.SetInt("nodelink.client_instance", static_cast<int>(g_client_instances.fetch_add(1)));
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (options_.tls) {
+    if (!options_.tls_target_name_override.empty()) {
+      args.SetSslTargetNameOverride(options_.tls_target_name_override);
+    }
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options_.tls->ca_pem;
+    ssl.pem_cert_chain = options_.tls->cert_chain_pem;
+    ssl.pem_private_key = std::string(AsStringView(options_.tls->key_pem.ExposeSecret()));
+    creds = grpc::SslCredentials(ssl);
+    // The one place the identity key leaves SecretBytes: gRPC keeps its own copy inside the
+    // credentials; ours is wiped now that the channel's credentials exist.
+    core::WipeString(ssl.pem_private_key);
+  } else {
+    if (!IsLoopbackAddress(options_.target)) {
+      return absl::InvalidArgumentError("insecure hub client refuses non-loopback target " +
+                                        options_.target + "; give TLS material");
+    }
+    spdlog::warn("hub client {}: INSECURE development mode (no TLS)", options_.node_id);
+    creds = grpc::InsecureChannelCredentials();
+  }
+  channel_ = grpc::CreateCustomChannel(options_.target, creds, args);
+  stub_ = v1::Hub::NewStub(channel_);
+  worker_ = std::thread([this] { RunWorker(); });
+  return absl::OkStatus();
+}
+
+void HubClient::Impl::Post(std::function<void()> task) {
+  tasks_.push_back(std::move(task));  // caller holds mu_
+  cv_.notify_all();
+}
+
+void HubClient::Impl::RunWorker() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    if (!tasks_.empty()) {
+      std::function<void()> task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+      continue;
+    }
+    if (worker_exit_) return;
+    if (connect_pending_ && !stopping_) {
+      if (std::chrono::steady_clock::now() >= connect_at_) {
+        connect_pending_ = false;
+        StartStreamLocked();
+        continue;
+      }
+      cv_.wait_until(lock, connect_at_);
+      continue;
+    }
+    cv_.wait(lock);
+  }
+}
+
+void HubClient::Impl::StartStreamLocked() {
+  ++epoch_;
+  welcomed_ = false;
+  pushed_unacked_.clear();
+  ++stats_.streams_started;
+  stream_ = new Stream(this, epoch_);
+  v1::ClientFrame hello;
+  v1::Hello* h = hello.mutable_hello();
+  h->set_protocol_version(1);
+  h->set_federation(options_.federation);
+  h->set_node_id(options_.node_id);
+  h->set_max_in_flight(options_.max_in_flight);
+  // Reactions never run inline in Start* (can_inline=false in 1.51), so holding mu_ is safe.
+  stream_->Begin(stub_.get(), std::move(hello));
+}
+
+void HubClient::Impl::WriteEntryLocked(OutboxEntry& entry) {
+  if (entry.written_epoch != 0) ++stats_.resends;
+  entry.written_epoch = epoch_;
+  ++stats_.envelopes_written;
+  v1::ClientFrame frame;
+  *frame.mutable_envelope() = entry.envelope;
+  stream_->Write(std::move(frame));
+}
+
+void HubClient::Impl::Send(v1::Envelope envelope, std::function<void(HubAnswer)> done) {
+  std::unique_lock lock(mu_);
+  const size_t bytes = envelope.ByteSizeLong();
+  if (stopping_) {
+    // No transport thread any more once stopped: answered here, on the caller's thread.
+    HubAnswer stopped{false, v1::CODE_UNSPECIFIED, "hub client stopped; the envelope was not sent"};
+    if (worker_exit_) {
+      lock.unlock();
+      done(stopped);
+    } else {
+      Post([done = std::move(done), stopped] { done(stopped); });
+    }
+    return;
+  }
+  if (welcome_ && bytes > welcome_->max_envelope_bytes()) {
+    const uint64_t max = welcome_->max_envelope_bytes();
+    Post([done = std::move(done), bytes, max] {
+      done({false, v1::TOO_LARGE,
+            "envelope is " + std::to_string(bytes) + " bytes; the hub accepts at most " +
+                std::to_string(max)});
+    });
+    return;
+  }
+  outbox_.push_back(OutboxEntry{std::move(envelope), std::move(done), 0, bytes});
+  if (stream_ != nullptr && welcomed_) WriteEntryLocked(outbox_.back());
+}
+
+void HubClient::Impl::Acknowledge(std::string message_id) {
+  std::lock_guard lock(mu_);
+  auto it = pushed_unacked_.find(message_id);
+  if (stream_ == nullptr || !welcomed_ || it == pushed_unacked_.end()) {
+    ++stats_.acks_dropped;  // pushed on an ended stream: it will be pushed again (see header)
+    return;
+  }
+  if (--it->second == 0) pushed_unacked_.erase(it);
+  ++stats_.acks_sent;
+  v1::ClientFrame frame;
+  frame.mutable_delivered()->set_message_id(std::move(message_id));
+  stream_->Write(std::move(frame));
+}
+
+void HubClient::Impl::Answer(const std::string& message_id, HubAnswer answer,
+                             const v1::Rejected* rejected) {
+  // Answers come in send order, so the match is almost always at the front.
+  auto it = std::find_if(outbox_.begin(), outbox_.end(), [&](const OutboxEntry& e) {
+    return e.envelope.message_id() == message_id;
+  });
+  if (it == outbox_.end()) {
+    if (rejected != nullptr) {
+      spdlog::info("hub client {}: hub gave up on an envelope already accepted: {} ({})",
+                   options_.node_id, v1::Code_Name(rejected->code()), rejected->detail());
+      if (options_.on_late_rejection) {
+        Post([cb = options_.on_late_rejection, r = *rejected] { cb(r); });
+      }
+    }
+    return;  // an answer repeated after a resend
+  }
+  Post([done = std::move(it->done), answer = std::move(answer)] { done(answer); });
+  outbox_.erase(it);
+}
+
+void HubClient::Impl::OnFrame(Stream* stream, v1::HubFrame& frame) {
+  std::lock_guard lock(mu_);
+  if (stream != stream_) return;
+  switch (frame.frame_case()) {
+    case v1::HubFrame::kWelcome: {
+      welcomed_ = true;
+      welcome_ = frame.welcome();
+      failed_attempts_ = 0;
+      ++stats_.welcomes;
+      const uint64_t now = clock_->NowMs();
+      const uint64_t hub = welcome_->hub_time_ms();
+      if ((now > hub ? now - hub : hub - now) > kMaxSkewMs) {
+        spdlog::warn(
+            "hub client {}: clock differs from the hub's by more than 10 minutes; "
+            "receivers will refuse its envelopes as STALE; fix the clock",
+            options_.node_id);
+      }
+      spdlog::info("hub client {}: connected to hub {}", options_.node_id, welcome_->hub_id());
+      // Resend, in order, everything the hub has not answered (same message ids: the hub's dedup
+      // answers Accepted for those it already holds).
+      const uint64_t max = welcome_->max_envelope_bytes();
+      for (auto it = outbox_.begin(); it != outbox_.end();) {
+        if (it->bytes > max) {
+          const size_t bytes = it->bytes;
+          Post([done = std::move(it->done), bytes, max] {
+            done({false, v1::TOO_LARGE,
+                  "envelope is " + std::to_string(bytes) + " bytes; the hub accepts at most " +
+                      std::to_string(max)});
+          });
+          it = outbox_.erase(it);
+          continue;
+        }
+        WriteEntryLocked(*it);
+        ++it;
+      }
+      state_cv_.notify_all();
+      return;
+    }
+    case v1::HubFrame::kAccepted:
+      Answer(frame.accepted().message_id(), HubAnswer{true, v1::CODE_UNSPECIFIED, ""}, nullptr);
+      return;
+    case v1::HubFrame::kRejected:
+      Answer(frame.rejected().message_id(),
+             HubAnswer{false, frame.rejected().code(), frame.rejected().detail()},
+             &frame.rejected());
+      return;
+    case v1::HubFrame::kEnvelope: {
+      ++stats_.pushed;
+      v1::Envelope envelope;
+      envelope.Swap(frame.mutable_envelope());
+      if (welcome_ && envelope.ByteSizeLong() > welcome_->max_envelope_bytes()) {
+        // Enforced here rather than by gRPC's receive limit (see Init). Refused envelopes are
+        // acknowledged too (PROTOCOL 4), so this one cannot loop through redelivery.
+        spdlog::warn("hub client {}: refused an envelope over the announced limit",
+                     options_.node_id);
+        v1::ClientFrame ack;
+        ack.mutable_delivered()->set_message_id(envelope.message_id());
+        stream_->Write(std::move(ack));
+        return;
+      }
+      ++pushed_unacked_[envelope.message_id()];
+      Post([this, envelope = std::move(envelope)]() mutable { on_envelope_(std::move(envelope)); });
+      return;
+    }
+    case v1::HubFrame::FRAME_NOT_SET:
+      return;
+  }
+}
+
+void HubClient::Impl::OnStreamDone(Stream* stream, const grpc::Status& status) {
+  std::lock_guard lock(mu_);
+  const bool was_welcomed = stream == stream_ && welcomed_;
+  if (stream == stream_) {
+    stream_ = nullptr;
+    welcomed_ = false;
+    pushed_unacked_.clear();
+  }
+  state_cv_.notify_all();
+  if (stopping_) return;
+  if (was_welcomed) {
+    spdlog::info("hub client {}: stream to the hub ended ({}: {}); reconnecting", options_.node_id,
+                 static_cast<int>(status.error_code()), status.error_message());
+  } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    // A refused client certificate looks exactly like a hub that is down (IMPLEMENTATION-NOTES 2).
+    spdlog::warn(
+        "hub client {}: TLS handshake failed or hub unreachable; check certificate and "
+        "CA ({})",
+        options_.node_id, status.error_message());
+  } else {
+    spdlog::warn("hub client {}: the hub refused the stream ({}: {})", options_.node_id,
+                 static_cast<int>(status.error_code()), status.error_message());
+  }
+  // Exponential backoff with jitter: uniform in [d/2, d], d = initial * 2^failures, capped.
+  const uint64_t base =
+      std::min<uint64_t>(options_.max_backoff_ms, static_cast<uint64_t>(options_.initial_backoff_ms)
+                                                      << std::min<uint32_t>(failed_attempts_, 20));
+  if (!was_welcomed) ++failed_attempts_;
+  const uint64_t delay =
+      base / 2 + std::uniform_int_distribution<uint64_t>(0, base - base / 2)(rng_);
+  connect_pending_ = true;
+  connect_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay);
+  cv_.notify_all();
+}
+
+bool HubClient::Impl::WaitConnected(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return state_cv_.wait_for(lock, timeout, [this] { return welcomed_ && stream_ != nullptr; });
+}
+
+std::optional<v1::Welcome> HubClient::Impl::welcome() const {
+  std::lock_guard lock(mu_);
+  return welcome_;
+}
+
+HubClientStats HubClient::Impl::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void HubClient::Impl::Stop() {
+  std::unique_lock lock(mu_);
+  if (stopping_) {
+    state_cv_.wait(lock, [this] { return worker_exit_; });
+    return;
+  }
+  stopping_ = true;
+  if (stream_ != nullptr) stream_->Cancel();
+  state_cv_.wait(lock, [this] { return stream_ == nullptr; });
+  for (OutboxEntry& e : outbox_) {
+    Post([done = std::move(e.done)] {
+      done({false, v1::CODE_UNSPECIFIED,
+            "hub client stopped before the hub answered; the envelope may or may not be queued"});
+    });
+  }
+  outbox_.clear();
+  worker_exit_ = true;
+  cv_.notify_all();
+  state_cv_.notify_all();
+  lock.unlock();
+  if (worker_.joinable()) worker_.join();
+}
+
+HubClient::HubClient(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HubClient::~HubClient() { Stop(); }
+
+absl::StatusOr<std::unique_ptr<HubClient>> HubClient::Start(
+    HubClientOptions options, std::function<void(v1::Envelope)> on_envelope) {
+  auto impl = std::make_shared<Impl>(std::move(options), std::move(on_envelope));
+  if (absl::Status s = impl->Init(); !s.ok()) return s;
+  return std::unique_ptr<HubClient>(new HubClient(std::move(impl)));
+}
+
+void HubClient::Send(v1::Envelope envelope, std::function<void(HubAnswer)> done) {
+  impl_->Send(std::move(envelope), std::move(done));
+}
+void HubClient::Acknowledge(std::string message_id) { impl_->Acknowledge(std::move(message_id)); }
+bool HubClient::WaitConnected(std::chrono::milliseconds timeout) {
+  return impl_->WaitConnected(timeout);
+}
+std::optional<v1::Welcome> HubClient::welcome() const { return impl_->welcome(); }
+void HubClient::Stop() { impl_->Stop(); }
+HubClientStats HubClient::stats() const { return impl_->stats(); }
+
+}  // namespace nodelink::transport

@@ -1,0 +1,223 @@
+#include "transport/probe.h"
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <future>
+
+#include "transport/identity.h"
+
+namespace nodelink::transport {
+
+namespace {
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ProbeOptions& o) {
+  grpc::ChannelArguments args;
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (o.tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = o.tls->ca_pem;
+    ssl.pem_cert_chain = o.tls->cert_chain_pem;
+    ssl.pem_private_key = std::string(AsStringView(o.tls->key_pem.ExposeSecret()));
+    creds = grpc::SslCredentials(ssl);
+    core::WipeString(ssl.pem_private_key);  // gRPC holds its own copy
+    if (!o.tls_target_name_override.empty()) {
+      args.SetSslTargetNameOverride(o.tls_target_name_override);
+    }
+  } else {
+    if (!IsLoopbackAddress(o.target)) {
+      return absl::InvalidArgumentError(
+          "a probe without TLS only dials loopback addresses; "
+          "give --ca for " +
+          o.target);
+    }
+    creds = grpc::InsecureChannelCredentials();
+  }
+  return grpc::CreateCustomChannel(o.target, creds, args);
+}
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+std::string Flatten(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  for (const grpc::Slice& s : slices)
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
+}
+
+// A minimal protobuf wire reader: enough for the two fixed, tiny response messages.
+struct WireReader {
+  std::string_view in;
+  bool Varint(uint64_t& v) {
+    v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (in.empty()) return false;
+      const auto b = static_cast<uint8_t>(in.front());
+      in.remove_prefix(1);
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  }
+  // Reads one field; for length-delimited ones `bytes` is set, for varints `value`.
+  bool Field(uint32_t& number, uint32_t& wire, uint64_t& value, std::string_view& bytes) {
+    uint64_t key = 0;
+    if (!Varint(key)) return false;
+    number = static_cast<uint32_t>(key >> 3);
+    wire = static_cast<uint32_t>(key & 7);
+    switch (wire) {
+      case 0:
+        return Varint(value);
+      case 2: {
+        uint64_t len = 0;
+        if (!Varint(len) || len > in.size()) return false;
+        bytes = in.substr(0, len);
+        in.remove_prefix(len);
+        return true;
+      }
+      case 1:
+        if (in.size() < 8) return false;
+        in.remove_prefix(8);
+        return true;
+      case 5:
+        if (in.size() < 4) return false;
+        in.remove_prefix(4);
+        return true;
+      default:
+        return false;
+    }
+  }
+};
+
+grpc::ByteBuffer BufferOf(const std::string& bytes) {
+  grpc::Slice slice(bytes);  // one slice, even when empty (IMPLEMENTATION-NOTES 3)
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// The reflection call: write one list_services request, read one response, finish. Heap-allocated
+// and deleted in OnDone, the reactor's last reaction; the caller waits on the future only.
+class ListServicesCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  static std::future<absl::StatusOr<std::string>> Start(grpc::GenericStub& stub,
+                                                        std::chrono::milliseconds timeout) {
+    auto* call = new ListServicesCall();
+    std::future<absl::StatusOr<std::string>> result = call->done_.get_future();
+    call->context_.set_deadline(std::chrono::system_clock::now() + timeout);
+    // ServerReflectionRequest{list_services = ""}: field 7, length 0.
+    call->request_ = BufferOf(std::string("\x3a\x00", 2));
+    stub.PrepareBidiStreamingCall(&call->context_,
+                                  "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                  grpc::StubOptions(), call);
+    call->StartWrite(&call->request_);
+    call->StartRead(&call->response_);
+    call->StartCall();
+    return result;
+  }
+  void OnWriteDone(bool ok) override {
+    if (ok) StartWritesDone();
+  }
+  void OnReadDone(bool ok) override {
+    if (ok) got_ = Flatten(response_);
+  }
+  void OnDone(const grpc::Status& s) override {
+    if (!got_.empty()) {
+      done_.set_value(got_);
+    } else if (!s.ok()) {
+      done_.set_value(FromGrpc(s));
+    } else {
+      done_.set_value(absl::DataLossError("the reflection service sent no response"));
+    }
+    delete this;
+  }
+
+ private:
+  ListServicesCall() = default;
+  grpc::ClientContext context_;
+  grpc::ByteBuffer request_, response_;
+  std::string got_;
+  std::promise<absl::StatusOr<std::string>> done_;
+};
+
+struct HealthCall {
+  grpc::ClientContext context;
+  grpc::ByteBuffer request, response;
+  std::promise<absl::StatusOr<std::string>> done;
+};
+
+}  // namespace
+
+absl::StatusOr<ServingStatus> CheckHealth(const ProbeOptions& options, const std::string& service) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(options);
+  if (!channel.ok()) return channel.status();
+  if (service.size() > 127) return absl::InvalidArgumentError("service name too long");
+  grpc::GenericStub stub(*channel);
+  auto call = std::make_shared<HealthCall>();
+  call->context.set_deadline(std::chrono::system_clock::now() + options.timeout);
+  // HealthCheckRequest{service}: field 1, length-delimited.
+  std::string req;
+  if (!service.empty()) {
+    req.push_back('\x0a');
+    req.push_back(static_cast<char>(service.size()));
+    req += service;
+  }
+  call->request = BufferOf(req);
+  std::future<absl::StatusOr<std::string>> result = call->done.get_future();
+  stub.UnaryCall(&call->context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                 &call->request, &call->response, [call](grpc::Status s) {
+                   if (s.ok()) {
+                     call->done.set_value(Flatten(call->response));
+                   } else {
+                     call->done.set_value(FromGrpc(s));
+                   }
+                 });
+  absl::StatusOr<std::string> bytes = result.get();
+  if (!bytes.ok()) return bytes.status();
+  WireReader r{*bytes};
+  uint64_t status = 0;
+  while (!r.in.empty()) {
+    uint32_t number = 0, wire = 0;
+    uint64_t value = 0;
+    std::string_view sub;
+    if (!r.Field(number, wire, value, sub)) return absl::DataLossError("bad health response");
+    if (number == 1 && wire == 0) status = value;
+  }
+  if (status > 3) return absl::DataLossError("unknown serving status");
+  return static_cast<ServingStatus>(status);
+}
+
+absl::StatusOr<std::vector<std::string>> ListServices(const ProbeOptions& options) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(options);
+  if (!channel.ok()) return channel.status();
+  grpc::GenericStub stub(*channel);
+  absl::StatusOr<std::string> bytes = ListServicesCall::Start(stub, options.timeout).get();
+  if (!bytes.ok()) return bytes.status();
+  std::vector<std::string> names;
+  WireReader top{*bytes};
+  while (!top.in.empty()) {
+    uint32_t number = 0, wire = 0;
+    uint64_t value = 0;
+    std::string_view sub;
+    if (!top.Field(number, wire, value, sub)) return absl::DataLossError("bad reflection reply");
+    if (number == 7) return absl::UnavailableError("the reflection service answered an error");
+    if (number != 6 || wire != 2) continue;  // list_services_response
+    WireReader list{sub};
+    while (!list.in.empty()) {
+      std::string_view service;
+      if (!list.Field(number, wire, value, service)) return absl::DataLossError("bad list");
+      if (number != 1 || wire != 2) continue;
+      WireReader entry{service};
+      while (!entry.in.empty()) {
+        std::string_view name;
+        if (!entry.Field(number, wire, value, name)) return absl::DataLossError("bad entry");
+        if (number == 1 && wire == 2) names.emplace_back(name);
+      }
+    }
+  }
+  return names;
+}
+
+}  // namespace nodelink::transport

@@ -1,0 +1,176 @@
+#include "transport/queue_committer.h"
+
+#include <chrono>
+#include <utility>
+
+#include "spdlog/spdlog.h"
+
+namespace nodelink::transport {
+
+namespace {
+
+size_t HistogramBucket(size_t appends) {
+  if (appends == 0) return 0;
+  if (appends == 1) return 1;
+  if (appends < 8) return 2;
+  if (appends < 32) return 3;
+  if (appends < 128) return 4;
+  return 5;
+}
+
+}  // namespace
+
+QueueCommitter::QueueCommitter(std::unique_ptr<QueueStore> store, CommitterOptions options)
+    : store_(std::move(store)), options_(options), totals_(store_->Totals()) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+QueueCommitter::~QueueCommitter() { Stop(); }
+
+bool QueueCommitter::Post(Op op) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    ops_.push_back(std::move(op));
+  }
+  cv_.notify_one();
+  return true;
+}
+
+bool QueueCommitter::Append(AppendRequest request, AppendDone done) {
+  return Post(AppendOp{std::move(request), std::move(done)});
+}
+bool QueueCommitter::Delete(uint64_t id) { return Post(DeleteOp{id}); }
+bool QueueCommitter::Fetch(std::string recipient, uint64_t after_id, size_t max_items,
+                           uint64_t max_bytes, FetchDone done) {
+  return Post(FetchOp{std::move(recipient), after_id, max_items, max_bytes, std::move(done)});
+}
+bool QueueCommitter::Expire(uint64_t now_ms, uint64_t dedup_window_ms, uint64_t notice_ttl_ms,
+                            NoticeBodyBuilder notice_body, ExpireDone done) {
+  return Post(
+      ExpireOp{now_ms, dedup_window_ms, notice_ttl_ms, std::move(notice_body), std::move(done)});
+}
+
+void QueueCommitter::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    stopping_ = true;
+    stopped_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+  store_.reset();  // closes the database
+}
+
+CommitterStats QueueCommitter::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+QueueTotals QueueCommitter::totals() const {
+  std::lock_guard lock(mu_);
+  return totals_;
+}
+
+void QueueCommitter::Run() {
+  for (;;) {
+    std::deque<Op> ops;
+    bool stopping = false;
+    {
+      std::unique_lock lock(mu_);
+      const bool woke = cv_.wait_for(lock, std::chrono::milliseconds(options_.maintain_interval_ms),
+                                     [&] { return !ops_.empty() || stopping_; });
+      ops.swap(ops_);
+      stopping = stopping_;
+      if (!woke) {
+        lock.unlock();
+        store_->Maintain();
+        continue;
+      }
+    }
+    RunPass(ops);
+    if (stopping) {
+      // Ops posted before Stop() were taken above; Post() drops everything after.
+      std::lock_guard lock(mu_);
+      if (ops_.empty()) break;
+    }
+  }
+}
+
+void QueueCommitter::RunPass(std::deque<Op>& ops) {
+  std::vector<AppendOp> appends;
+  std::vector<uint64_t> deletes;
+  std::vector<FetchOp> fetches;
+  std::vector<ExpireOp> expires;
+  for (Op& op : ops) {
+    if (auto* a = std::get_if<AppendOp>(&op)) {
+      appends.push_back(std::move(*a));
+    } else if (auto* d = std::get_if<DeleteOp>(&op)) {
+      deletes.push_back(d->id);
+    } else if (auto* f = std::get_if<FetchOp>(&op)) {
+      fetches.push_back(std::move(*f));
+    } else {
+      expires.push_back(std::move(std::get<ExpireOp>(op)));
+    }
+  }
+  // Writes first, so that a fetch sees every append and delete posted before it.
+  CommitWrites(appends, deletes);
+  for (FetchOp& f : fetches) {
+    f.done(store_->Fetch(f.recipient, f.after_id, f.max_items, f.max_bytes));
+  }
+  for (ExpireOp& e : expires) {
+    absl::StatusOr<ExpireResult> r =
+        store_->Expire(e.now_ms, e.dedup_window_ms, e.notice_ttl_ms, e.notice_body);
+    {
+      std::lock_guard lock(mu_);
+      totals_ = store_->Totals();
+      if (!r.ok()) ++stats_.storage_errors;
+    }
+    e.done(std::move(r));
+  }
+}
+
+void QueueCommitter::CommitWrites(std::vector<AppendOp>& appends, std::vector<uint64_t>& deletes) {
+  size_t next = 0;
+  bool deletes_done = deletes.empty();
+  while (next < appends.size() || !deletes_done) {
+    const size_t n = std::min(options_.max_batch, appends.size() - next);
+    std::vector<AppendRequest> batch;
+    batch.reserve(n);
+    for (size_t i = 0; i < n; ++i) batch.push_back(std::move(appends[next + i].request));
+    std::span<const uint64_t> dels;
+    if (!deletes_done) dels = deletes;
+    absl::StatusOr<std::vector<AppendResult>> results =
+        store_->Commit(batch, dels, options_.bounds);
+    {
+      std::lock_guard lock(mu_);
+      totals_ = store_->Totals();
+      if (results.ok()) {
+        ++stats_.commits;
+        stats_.appends += n;
+        stats_.deletes += dels.size();
+        stats_.max_batch = std::max<uint64_t>(stats_.max_batch, n);
+        ++stats_.batch_histogram[HistogramBucket(n)];
+      } else {
+        ++stats_.storage_errors;
+      }
+    }
+    if (!results.ok()) {
+      spdlog::error("hub queue: commit of {} envelopes and {} deletes failed: {}", n, dels.size(),
+                    results.status().ToString());
+    }
+    deletes_done = true;
+    for (size_t i = 0; i < n; ++i) {
+      AppendOp& op = appends[next + i];
+      if (results.ok()) {
+        op.done((*results)[i]);
+      } else {
+        op.done(results.status());
+      }
+    }
+    next += n;
+  }
+}
+
+}  // namespace nodelink::transport

@@ -1,0 +1,111 @@
+// The one thread that talks to the QueueStore. Appends and deletes are group-committed: each pass
+// takes every operation queued since the previous pass and commits up to `max_batch` appends (plus
+// all deletes) per transaction, so throughput pays one commit per batch, not per envelope, and a
+// lone envelope waits for no timer (IMPLEMENTATION-NOTES 6.3). Reads (fetch, expire) run after the
+// pass's writes. Completions run on this thread, in order, after the commit they report: the
+// relay sends `Accepted` only from an append completion. No gRPC type appears here.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "transport/queue_store.h"
+
+namespace nodelink::transport {
+
+struct CommitterOptions {
+  size_t max_batch = 256;                // appends per transaction
+  QueueBounds bounds;                    // per-recipient bounds checked at commit
+  uint64_t maintain_interval_ms = 1000;  // idle housekeeping (QueueStore::Maintain)
+};
+
+// Group-commit figures, for the metrics endpoint and the benchmark.
+struct CommitterStats {
+  uint64_t commits = 0;  // transactions with at least one append or delete
+  uint64_t appends = 0;  // append requests committed (any outcome)
+  uint64_t deletes = 0;
+  uint64_t max_batch = 0;  // largest number of appends in one transaction
+  // Transactions by appends: 0 (deletes only), 1, 2-7, 8-31, 32-127, 128+.
+  std::array<uint64_t, 6> batch_histogram{};
+  uint64_t storage_errors = 0;
+};
+
+class QueueCommitter {
+ public:
+  using AppendDone = std::function<void(const absl::StatusOr<AppendResult>&)>;
+  using FetchDone = std::function<void(absl::StatusOr<std::vector<QueuedItem>>)>;
+  using ExpireDone = std::function<void(absl::StatusOr<ExpireResult>)>;
+
+  // Starts the thread. The committer owns the store.
+  QueueCommitter(std::unique_ptr<QueueStore> store, CommitterOptions options);
+  // Stop().
+  ~QueueCommitter();
+
+  // All of these are thread-safe, never block on the store, and never run a completion inline.
+  // They return false once Stop() began: the operation is dropped and its completion never runs.
+  bool Append(AppendRequest request, AppendDone done);
+  bool Delete(uint64_t id);
+  bool Fetch(std::string recipient, uint64_t after_id, size_t max_items, uint64_t max_bytes,
+             FetchDone done);
+  bool Expire(uint64_t now_ms, uint64_t dedup_window_ms, uint64_t notice_ttl_ms,
+              NoticeBodyBuilder notice_body, ExpireDone done);
+
+  // Runs everything queued so far (completions included), ends the thread and closes the store.
+  // Idempotent. stats() and totals() keep their last values.
+  void Stop();
+
+  CommitterStats stats() const;
+  QueueTotals totals() const;
+
+ private:
+  struct AppendOp {
+    AppendRequest request;
+    AppendDone done;
+  };
+  struct DeleteOp {
+    uint64_t id;
+  };
+  struct FetchOp {
+    std::string recipient;
+    uint64_t after_id;
+    size_t max_items;
+    uint64_t max_bytes;
+    FetchDone done;
+  };
+  struct ExpireOp {
+    uint64_t now_ms, dedup_window_ms, notice_ttl_ms;
+    NoticeBodyBuilder notice_body;
+    ExpireDone done;
+  };
+  using Op = std::variant<AppendOp, DeleteOp, FetchOp, ExpireOp>;
+
+  bool Post(Op op);
+  void Run();
+  void RunPass(std::deque<Op>& ops);
+  void CommitWrites(std::vector<AppendOp>& appends, std::vector<uint64_t>& deletes);
+
+  std::unique_ptr<QueueStore> store_;
+  const CommitterOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Op> ops_;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  CommitterStats stats_;
+  QueueTotals totals_;
+
+  std::thread thread_;  // last: starts after the members it uses exist
+};
+
+}  // namespace nodelink::transport

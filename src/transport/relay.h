@@ -1,0 +1,144 @@
+// The hub's relay logic (PROTOCOL.md section 4): registry of streams, envelope acceptance rules,
+// per-recipient FIFO delivery with credits, acknowledgements, rate limits, expiry notices. It
+// knows streams only through the small Session interface and the queue only through the
+// QueueCommitter, so it runs without gRPC (unit tests drive it with fake sessions; ThreadSanitizer
+// can run on it, IMPLEMENTATION-NOTES 4.6).
+//
+// Threading: every method is thread-safe; one mutex guards the registry. Sessions are called only
+// under that mutex (lock order: relay, then session), and a session's owner calls Detach() under
+// the same mutex before destroying it, so the relay never holds a dangling Session*
+// (IMPLEMENTATION-NOTES 4.3). Completions of the committer run on its thread and take the mutex.
+//
+// Delivered{message_id} names no sender, and message ids are unique only per sender, so two
+// envelopes for one recipient from different senders may share an id (by chance, or on purpose by
+// a hostile sender). The relay never has two envelopes with the same id in flight to one
+// recipient: the later one (and everything queued behind it for that recipient) waits until the
+// earlier one is acknowledged. Every Delivered therefore names exactly one envelope, and a
+// hostile sender can delay, but never cause the deletion of, another sender's envelope.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/clock.h"
+#include "nodelink/v1/hub.pb.h"
+#include "transport/metrics.h"
+#include "transport/queue_committer.h"
+#include "transport/rate_limiter.h"
+
+namespace nodelink::transport {
+
+struct RelayOptions {
+  std::string federation;
+  std::string hub_id = "nodelink-hub";
+  std::optional<std::set<std::string>> members;  // nullopt: any id with a valid certificate
+  uint64_t max_envelope_bytes = 16 << 20;        // Envelope.ByteSizeLong()
+  uint64_t queue_ttl_ms = 3'600'000;
+  uint64_t dedup_window_ms = 0;          // 0 = queue_ttl_ms; never less than it
+  uint32_t default_max_in_flight = 128;  // Hello.max_in_flight == 0
+  uint32_t max_in_flight_cap = 4096;     // larger requests are lowered to this
+  // Pushed-but-unacknowledged bytes per recipient beyond which the hub waits (at least one
+  // envelope is always in flight), so that credits of 16 MiB envelopes cannot fill the hub's RAM.
+  uint64_t max_in_flight_bytes = 64 << 20;
+  RateLimit rate;
+};
+
+// A participant's stream as the relay sees it.
+class Session {
+ public:
+  enum class FrameKind {
+    kWelcome,
+    kAnswer,  // Accepted/Rejected answering an envelope read on this session
+    kPush,    // an envelope (queue_id names its row)
+    kNotice,  // Rejected{EXPIRED} from the queue (queue_id names its row), or a late answer
+  };
+  // Queues a frame for writing. Must not block nor call back into the relay. For kNotice frames
+  // with queue_id != 0, the owner calls Relay::OnNoticeWritten once it is written.
+  virtual void Send(v1::HubFrame frame, FrameKind kind, uint64_t queue_id) = 0;
+  // Ends the stream with `status` (after the frames already queued).
+  virtual void End(absl::Status status) = 0;
+
+ protected:
+  ~Session() = default;
+};
+
+class Relay {
+ public:
+  // `committer`, `clock` and `counters` must outlive the relay.
+  Relay(RelayOptions options, QueueCommitter& committer, const core::Clock& clock,
+        HubCounters& counters);
+
+  // A stream whose identity is established (PROTOCOL 3/4). Refuses a non-member
+  // (PERMISSION_DENIED) and a stopped relay (UNAVAILABLE); ends an older stream of the same
+  // participant (ABORTED); sends Welcome and starts pushing its queue.
+  absl::Status Attach(Session* session, const std::string& node_id, uint32_t max_in_flight);
+  // The stream is going away; after this returns the relay no longer uses `session`.
+  void Detach(Session* session, const std::string& node_id);
+
+  // An envelope read on `session` of `node_id`. Answers exactly once on that session (kAnswer),
+  // at once for a refusal, or after the commit for Accepted/QUEUE_FULL.
+  void OnEnvelope(Session* session, const std::string& node_id, const v1::Envelope& envelope);
+  // A Delivered read on `session`: deletes the one envelope in flight with that id.
+  void OnDelivered(Session* session, const std::string& node_id, const std::string& message_id);
+  // A kNotice frame with this queue id was written: the notice is deleted.
+  void OnNoticeWritten(uint64_t queue_id);
+
+  // Ends every stream with `status`; Attach refuses from now on.
+  void EndAll(const absl::Status& status);
+
+  // Runs one expiry pass (PROTOCOL 4: expired envelopes are deleted and their senders get
+  // Rejected{EXPIRED}, queued like envelopes) and waits for it. Returns the number of expired
+  // envelopes. Not to be called from the committer's thread.
+  absl::StatusOr<uint64_t> ExpireNow();
+
+  const RelayOptions& options() const { return options_; }
+
+ private:
+  struct InFlight {
+    uint64_t id;
+    std::string message_id;
+    uint64_t bytes;
+  };
+  struct Conn {
+    Session* session = nullptr;
+    uint64_t epoch = 0;
+    uint32_t max_in_flight = 0;
+    std::deque<InFlight> in_flight;
+    uint64_t in_flight_bytes = 0;
+    uint64_t cursor = 0;  // highest queue id handled on this stream
+    bool more = true;     // the queue may hold rows above the cursor
+    bool fetching = false;
+    uint64_t commit_gen = 0;  // bumped when a row for this recipient is committed
+  };
+
+  void Answer(const std::string& sender, uint64_t epoch, v1::HubFrame frame);
+  void Reject(Session* session, const v1::Envelope& e, v1::Code code, std::string detail);
+  void MaybeFetch(const std::string& node_id, Conn& c);
+  void OnFetched(const std::string& node_id, uint64_t epoch, uint64_t gen,
+                 absl::StatusOr<std::vector<QueuedItem>> rows);
+  void OnAppended(const std::string& sender, uint64_t sender_epoch, const std::string& recipient,
+                  const std::string& message_id, const absl::StatusOr<AppendResult>& result);
+  void NotifyQueued(const std::string& recipient);
+  uint64_t EpochOf(const std::string& node_id);
+
+  const RelayOptions options_;
+  QueueCommitter& committer_;
+  const core::Clock& clock_;
+  HubCounters& counters_;
+  SenderRateLimiter rate_;
+
+  std::mutex mu_;
+  bool stopped_ = false;
+  uint64_t next_epoch_ = 1;
+  std::unordered_map<std::string, Conn> conns_;
+  std::unordered_map<std::string, uint64_t> pushed_high_;  // highest id ever pushed, per node
+};
+
+}  // namespace nodelink::transport

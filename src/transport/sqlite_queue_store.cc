@@ -1,0 +1,377 @@
+#include "transport/sqlite_queue_store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <chrono>
+#include <utility>
+
+#include "core/status.h"
+#include "spdlog/spdlog.h"
+
+namespace nodelink::transport {
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+// AUTOINCREMENT: ids are never reused after a delete. The relay's per-session cursor ("pushed up
+// to id N") relies on new rows always getting larger ids; plain rowids may reuse the largest one.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS queue(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  recipient TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  message_id BLOB NOT NULL,
+  kind INTEGER NOT NULL,
+  enqueued_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue(recipient, id);
+CREATE INDEX IF NOT EXISTS queue_by_expiry ON queue(expires_at_ms);
+CREATE TABLE IF NOT EXISTS dedup(
+  sender TEXT NOT NULL,
+  message_id BLOB NOT NULL,
+  seen_at_ms INTEGER NOT NULL,
+  PRIMARY KEY(sender, message_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_by_time ON dedup(seen_at_ms);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+)sql";
+
+uint64_t SteadyMs() {
+  using namespace std::chrono;
+  return static_cast<uint64_t>(
+      duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count());
+}
+
+int64_t I64(uint64_t v) { return static_cast<int64_t>(v); }
+
+absl::Status StorageError(std::string_view what, const std::exception& e) {
+  return absl::UnavailableError(std::string("hub queue database: ") + std::string(what) + ": " +
+                                e.what() + "; check the data directory (disk space, permissions)");
+}
+
+QueuedItem ReadItem(SQLite::Statement& q) {
+  QueuedItem item;
+  item.id = static_cast<uint64_t>(q.getColumn(0).getInt64());
+  item.recipient = q.getColumn(1).getString();
+  item.sender = q.getColumn(2).getString();
+  item.message_id = q.getColumn(3).getString();
+  item.kind = static_cast<QueuedKind>(q.getColumn(4).getInt());
+  item.enqueued_at_ms = static_cast<uint64_t>(q.getColumn(5).getInt64());
+  item.expires_at_ms = static_cast<uint64_t>(q.getColumn(6).getInt64());
+  item.body = q.getColumn(7).getString();
+  return item;
+}
+
+}  // namespace
+
+struct SqliteQueueStore::Statements {
+  explicit Statements(SQLite::Database& db)
+      : insert(db,
+               "INSERT INTO queue(recipient, sender, message_id, kind, enqueued_at_ms, "
+               "expires_at_ms, body) VALUES(?,?,?,?,?,?,?)"),
+        erase(db, "DELETE FROM queue WHERE id = ? RETURNING recipient, kind, length(body)"),
+        fetch(db,
+              "SELECT id, recipient, sender, message_id, kind, enqueued_at_ms, expires_at_ms, body "
+              "FROM queue WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?"),
+        dedup_find(db, "SELECT 1 FROM dedup WHERE sender = ? AND message_id = ?"),
+        dedup_insert(db, "INSERT INTO dedup(sender, message_id, seen_at_ms) VALUES(?,?,?)"),
+        expired(db,
+                "SELECT id, recipient, sender, message_id, kind, enqueued_at_ms, expires_at_ms, "
+                "body FROM queue WHERE expires_at_ms <= ? ORDER BY id"),
+        dedup_forget(db, "DELETE FROM dedup WHERE seen_at_ms < ?") {}
+  SQLite::Statement insert;
+  SQLite::Statement erase;
+  SQLite::Statement fetch;
+  SQLite::Statement dedup_find;
+  SQLite::Statement dedup_insert;
+  SQLite::Statement expired;
+  SQLite::Statement dedup_forget;
+};
+
+SqliteQueueStore::SqliteQueueStore(SqliteQueueOptions options) : options_(std::move(options)) {}
+
+SqliteQueueStore::~SqliteQueueStore() {
+  st_.reset();  // statements before the database
+  db_.reset();
+}
+
+absl::StatusOr<std::unique_ptr<SqliteQueueStore>> SqliteQueueStore::Open(
+    SqliteQueueOptions options) {
+  std::unique_ptr<SqliteQueueStore> store(new SqliteQueueStore(std::move(options)));
+  if (absl::Status s = store->Init(); !s.ok()) return s;
+  return store;
+}
+
+absl::Status SqliteQueueStore::Init() {
+  try {
+    db_ = std::make_unique<SQLite::Database>(options_.path,
+                                             SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db_->exec("PRAGMA busy_timeout=5000");
+    if (db_->execAndGet("PRAGMA journal_mode=WAL").getString() != "wal") {
+      return absl::FailedPreconditionError("hub queue database " + options_.path +
+                                           ": could not switch to WAL mode; use a local file "
+                                           "system for the data directory");
+    }
+    db_->exec(options_.synchronous == SqliteSynchronous::kFull ? "PRAGMA synchronous=FULL"
+                                                               : "PRAGMA synchronous=NORMAL");
+    db_->exec("PRAGMA journal_size_limit=" + std::to_string(options_.journal_size_limit_bytes));
+    db_->exec(kSchema);
+    {
+      SQLite::Statement v(*db_, "SELECT value FROM meta WHERE key = 'schema_version'");
+      if (v.executeStep()) {
+        if (v.getColumn(0).getInt() != kSchemaVersion) {
+          return absl::FailedPreconditionError(
+              "hub queue database " + options_.path + " has schema version " +
+              std::to_string(v.getColumn(0).getInt()) + ", this hub reads version " +
+              std::to_string(kSchemaVersion));
+        }
+      } else {
+        db_->exec("INSERT INTO meta(key, value) VALUES('schema_version', " +
+                  std::to_string(kSchemaVersion) + ")");
+      }
+    }
+    SQLite::Statement usage(*db_,
+                            "SELECT recipient, kind, COUNT(*), SUM(length(body)) FROM queue "
+                            "GROUP BY recipient, kind");
+    while (usage.executeStep()) {
+      const uint64_t count = static_cast<uint64_t>(usage.getColumn(2).getInt64());
+      const uint64_t bytes = static_cast<uint64_t>(usage.getColumn(3).getInt64());
+      totals_.items += count;
+      totals_.bytes += bytes;
+      if (usage.getColumn(1).getInt() == static_cast<int>(QueuedKind::kEnvelope)) {
+        Usage& u = usage_[usage.getColumn(0).getString()];
+        u.count += count;
+        u.bytes += bytes;
+      }
+    }
+    st_ = std::make_unique<Statements>(*db_);
+    last_checkpoint_ms_ = SteadyMs();
+  } catch (const std::exception& e) {
+    return StorageError("open " + options_.path, e);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> SqliteQueueStore::InsertRow(const QueuedItem& item) {
+  SQLite::Statement& q = st_->insert;
+  q.reset();
+  q.bind(1, item.recipient);
+  q.bind(2, item.sender);
+  q.bindNoCopy(3, item.message_id.data(), static_cast<int>(item.message_id.size()));
+  q.bind(4, static_cast<int>(item.kind));
+  q.bind(5, I64(item.enqueued_at_ms));
+  q.bind(6, I64(item.expires_at_ms));
+  q.bindNoCopy(7, item.body.data(), static_cast<int>(item.body.size()));
+  q.exec();
+  return static_cast<uint64_t>(db_->getLastInsertRowid());
+}
+
+absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
+    std::span<const AppendRequest> appends, std::span<const uint64_t> deletes,
+    const QueueBounds& bounds) {
+  std::vector<AppendResult> results;
+  results.reserve(appends.size());
+  // Usage changes are applied to the members only once the transaction committed.
+  std::unordered_map<std::string, Usage> touched;
+  QueueTotals totals = totals_;
+  auto usage_of = [&](const std::string& r) -> Usage& {
+    auto it = touched.find(r);
+    if (it != touched.end()) return it->second;
+    auto base = usage_.find(r);
+    return touched.emplace(r, base == usage_.end() ? Usage{} : base->second).first->second;
+  };
+  try {
+    SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    for (const AppendRequest& a : appends) {
+      SQLite::Statement& find = st_->dedup_find;
+      find.reset();
+      find.bind(1, a.sender);
+      find.bindNoCopy(2, a.message_id.data(), static_cast<int>(a.message_id.size()));
+      const bool duplicate = find.executeStep();
+      find.reset();
+      if (duplicate) {
+        results.push_back({AppendOutcome::kDuplicate, 0});
+        continue;
+      }
+      Usage& u = usage_of(a.recipient);
+      if ((bounds.max_count != 0 && u.count + 1 > bounds.max_count) ||
+          (bounds.max_bytes != 0 && u.bytes + a.body.size() > bounds.max_bytes)) {
+        results.push_back({AppendOutcome::kQueueFull, 0});
+        continue;
+      }
+      SQLite::Statement& ins = st_->dedup_insert;
+      ins.reset();
+      ins.bind(1, a.sender);
+      ins.bindNoCopy(2, a.message_id.data(), static_cast<int>(a.message_id.size()));
+      ins.bind(3, I64(a.now_ms));
+      ins.exec();
+      // Bound without copying: the request outlives the statement's execution.
+      SQLite::Statement& q = st_->insert;
+      q.reset();
+      q.bind(1, a.recipient);
+      q.bind(2, a.sender);
+      q.bindNoCopy(3, a.message_id.data(), static_cast<int>(a.message_id.size()));
+      q.bind(4, static_cast<int>(QueuedKind::kEnvelope));
+      q.bind(5, I64(a.now_ms));
+      q.bind(6, I64(a.expires_at_ms));
+      q.bindNoCopy(7, a.body.data(), static_cast<int>(a.body.size()));
+      q.exec();
+      results.push_back({AppendOutcome::kQueued, static_cast<uint64_t>(db_->getLastInsertRowid())});
+      ++u.count;
+      u.bytes += a.body.size();
+      ++totals.items;
+      totals.bytes += a.body.size();
+    }
+    for (uint64_t id : deletes) {
+      SQLite::Statement& del = st_->erase;
+      del.reset();
+      del.bind(1, I64(id));
+      if (del.executeStep()) {
+        const std::string recipient = del.getColumn(0).getString();
+        const bool envelope = del.getColumn(1).getInt() == static_cast<int>(QueuedKind::kEnvelope);
+        const uint64_t size = static_cast<uint64_t>(del.getColumn(2).getInt64());
+        --totals.items;
+        totals.bytes -= size;
+        if (envelope) {
+          Usage& u = usage_of(recipient);
+          --u.count;
+          u.bytes -= size;
+        }
+        while (del.executeStep()) {
+        }
+      }
+      del.reset();
+    }
+    tx.commit();
+  } catch (const std::exception& e) {
+    return StorageError("commit", e);
+  }
+  for (auto& [recipient, u] : touched) {
+    if (u.count == 0) {
+      usage_.erase(recipient);
+    } else {
+      usage_[recipient] = u;
+    }
+  }
+  totals_ = totals;
+  return results;
+}
+
+absl::StatusOr<std::vector<QueuedItem>> SqliteQueueStore::Fetch(std::string_view recipient,
+                                                                uint64_t after_id, size_t max_items,
+                                                                uint64_t max_bytes) {
+  std::vector<QueuedItem> out;
+  try {
+    SQLite::Statement& q = st_->fetch;
+    q.reset();
+    q.bind(1, std::string(recipient));
+    q.bind(2, I64(after_id));
+    q.bind(3, static_cast<int64_t>(max_items));
+    uint64_t bytes = 0;
+    while (q.executeStep()) {
+      const uint64_t size = static_cast<uint64_t>(q.getColumn(7).getBytes());
+      if (!out.empty() && bytes + size > max_bytes) break;
+      bytes += size;
+      out.push_back(ReadItem(q));
+    }
+    q.reset();
+  } catch (const std::exception& e) {
+    return StorageError("fetch", e);
+  }
+  return out;
+}
+
+absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t dedup_window_ms,
+                                                      uint64_t notice_ttl_ms,
+                                                      const NoticeBodyBuilder& notice_body) {
+  ExpireResult result;
+  std::unordered_map<std::string, Usage> touched;
+  QueueTotals totals = totals_;
+  try {
+    SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    std::vector<QueuedItem> expired;
+    {
+      SQLite::Statement& q = st_->expired;
+      q.reset();
+      q.bind(1, I64(now_ms));
+      while (q.executeStep()) expired.push_back(ReadItem(q));
+      q.reset();
+    }
+    for (const QueuedItem& item : expired) {
+      SQLite::Statement& del = st_->erase;
+      del.reset();
+      del.bind(1, I64(item.id));
+      while (del.executeStep()) {
+      }
+      del.reset();
+      --totals.items;
+      totals.bytes -= item.body.size();
+      if (item.kind == QueuedKind::kExpiredNotice) {
+        ++result.dropped_notices;
+        continue;
+      }
+      ++result.expired_envelopes;
+      auto base = usage_.find(item.recipient);
+      Usage& u = touched.contains(item.recipient)
+                     ? touched[item.recipient]
+                     : (touched[item.recipient] = base == usage_.end() ? Usage{} : base->second);
+      --u.count;
+      u.bytes -= item.body.size();
+      QueuedItem notice{
+          0,      QueuedKind::kExpiredNotice, item.sender,      item.recipient, item.message_id,
+          now_ms, now_ms + notice_ttl_ms,     notice_body(item)};
+      NL_ASSIGN_OR_RETURN(notice.id, InsertRow(notice));
+      ++totals.items;
+      totals.bytes += notice.body.size();
+      result.notices.push_back(std::move(notice));
+    }
+    {
+      SQLite::Statement& f = st_->dedup_forget;
+      f.reset();
+      f.bind(1, I64(now_ms > dedup_window_ms ? now_ms - dedup_window_ms : 0));
+      result.forgotten_dedup = static_cast<uint64_t>(f.exec());
+    }
+    tx.commit();
+  } catch (const std::exception& e) {
+    return StorageError("expire", e);
+  }
+  for (auto& [recipient, u] : touched) {
+    if (u.count == 0) {
+      usage_.erase(recipient);
+    } else {
+      usage_[recipient] = u;
+    }
+  }
+  totals_ = totals;
+  return result;
+}
+
+absl::StatusOr<bool> SqliteQueueStore::IsDuplicate(std::string_view sender,
+                                                   std::string_view message_id) {
+  try {
+    SQLite::Statement& find = st_->dedup_find;
+    find.reset();
+    find.bind(1, std::string(sender));
+    find.bind(2, message_id.data(), static_cast<int>(message_id.size()));
+    const bool found = find.executeStep();
+    find.reset();
+    return found;
+  } catch (const std::exception& e) {
+    return StorageError("dedup lookup", e);
+  }
+}
+
+void SqliteQueueStore::Maintain() {
+  const uint64_t now = SteadyMs();
+  if (now - last_checkpoint_ms_ < options_.checkpoint_interval_ms) return;
+  last_checkpoint_ms_ = now;
+  try {
+    // TRUNCATE resets the -wal to zero bytes; journal_size_limit bounds it between checkpoints.
+    db_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  } catch (const std::exception& e) {
+    spdlog::warn("hub queue: WAL checkpoint failed: {}", e.what());
+  }
+}
+
+}  // namespace nodelink::transport

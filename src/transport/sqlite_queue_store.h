@@ -1,0 +1,74 @@
+// The hub's durable queue: SQLite in WAL mode (IMPLEMENTATION-NOTES 6.3).
+//
+// Durability choice: `synchronous=NORMAL` by default. In WAL mode a committed transaction is in
+// the -wal file before Commit() returns, so it survives a killed process (SIGKILL, crash), which
+// is what `Accepted` promises (PROTOCOL 4: "survives a hub restart"); it may be lost on power
+// loss or a kernel crash, because the WAL is fsynced only at checkpoints. `synchronous=FULL`
+// fsyncs every commit and survives power loss too; group commit keeps its cost per batch, not per
+// envelope. Operators choose with `--sqlite-synchronous`.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "transport/queue_store.h"
+
+namespace SQLite {
+class Database;
+}
+
+namespace nodelink::transport {
+
+enum class SqliteSynchronous { kNormal, kFull };
+
+struct SqliteQueueOptions {
+  std::string path;  // the database file; its directory must exist
+  SqliteSynchronous synchronous = SqliteSynchronous::kNormal;
+  // The -wal file is truncated to this size after checkpoints (PRAGMA journal_size_limit), so that
+  // a burst of 1 MiB bodies does not leave a large file behind.
+  int64_t journal_size_limit_bytes = 64 << 20;
+  // Maintain() runs wal_checkpoint(TRUNCATE) at most this often.
+  uint64_t checkpoint_interval_ms = 10'000;
+};
+
+class SqliteQueueStore final : public QueueStore {
+ public:
+  // Opens or creates the store, switches to WAL and checks that it took, creates the schema and
+  // loads the per-recipient usage. Errors: the file cannot be opened or is not a queue store.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteQueueStore>> Open(
+      SqliteQueueOptions options);
+  ~SqliteQueueStore() override;
+
+  absl::StatusOr<std::vector<AppendResult>> Commit(std::span<const AppendRequest> appends,
+                                                   std::span<const uint64_t> deletes,
+                                                   const QueueBounds& bounds) override;
+  absl::StatusOr<std::vector<QueuedItem>> Fetch(std::string_view recipient, uint64_t after_id,
+                                                size_t max_items, uint64_t max_bytes) override;
+  absl::StatusOr<ExpireResult> Expire(uint64_t now_ms, uint64_t dedup_window_ms,
+                                      uint64_t notice_ttl_ms,
+                                      const NoticeBodyBuilder& notice_body) override;
+  absl::StatusOr<bool> IsDuplicate(std::string_view sender, std::string_view message_id) override;
+  QueueTotals Totals() const override { return totals_; }
+  void Maintain() override;
+
+ private:
+  struct Usage {
+    uint64_t count = 0;
+    uint64_t bytes = 0;
+  };
+  struct Statements;
+  explicit SqliteQueueStore(SqliteQueueOptions options);
+  absl::Status Init();
+  absl::StatusOr<uint64_t> InsertRow(const QueuedItem& item);
+  absl::Status DeleteRow(uint64_t id, bool* was_envelope);
+
+  SqliteQueueOptions options_;
+  std::unique_ptr<SQLite::Database> db_;  // declared before the statements that use it
+  std::unique_ptr<Statements> st_;
+  std::unordered_map<std::string, Usage> usage_;  // envelopes only, per recipient
+  QueueTotals totals_;
+  uint64_t last_checkpoint_ms_ = 0;
+};
+
+}  // namespace nodelink::transport

@@ -1,0 +1,410 @@
+// The hub in-process: real gRPC over real TLS on 127.0.0.1:0, HubClients and raw streams.
+// Stream errors of PROTOCOL 4, health and reflection, expiry with a ManualClock, bounds, sizes,
+// backpressure.
+#include "transport/hub_server.h"
+
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "hub_test_util.h"
+#include "support/temp_dir.h"
+#include "support/wait_for.h"
+#include "test_pki.h"
+#include "transport/library_logs.h"
+#include "transport/probe.h"
+
+namespace nodelink::transport {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::HelloFrame;
+using testing::MakeEnvelope;
+using testing::RawChannel;
+using testing::RawExchange;
+constexpr milliseconds kWait{20'000};
+constexpr size_t kUntilEnd = static_cast<size_t>(-1);
+
+// One PKI per test executable (openssl takes a few ms per certificate).
+testing::TestPki& Pki() {
+  static testing::TempDir dir("nodelink-pki");
+  static testing::TestPki pki(dir.path(), "fed");
+  return pki;
+}
+testing::TestPki& OtherPki() {
+  static testing::TempDir dir("nodelink-pki-other");
+  static testing::TestPki pki(dir.path(), "fed");  // same name, another CA
+  return pki;
+}
+
+HubServerOptions TlsOptions(const std::string& data_dir) {
+  RouteLibraryLogsToSpdlog();
+  HubServerOptions o;
+  o.federation = "fed";
+  o.tls = Pki().HubTls();
+  o.data_dir = data_dir;
+  o.expiry_interval_ms = 0;
+  return o;
+}
+
+std::unique_ptr<HubServer> StartHub(HubServerOptions o) {
+  auto hub = HubServer::Start(std::move(o));
+  REQUIRE_MESSAGE(hub.ok(), hub.status().ToString());
+  return *std::move(hub);
+}
+
+std::unique_ptr<HubClient> StartClient(const HubServer& hub, const std::string& node,
+                                       testing::Inbox* inbox, bool tls = true,
+                                       std::function<void(v1::Rejected)> late = nullptr) {
+  HubClientOptions o;
+  o.target = hub.address();
+  o.federation = "fed";
+  o.node_id = node;
+  o.initial_backoff_ms = 20;
+  o.max_backoff_ms = 200;
+  o.on_late_rejection = std::move(late);
+  if (tls) o.tls = Pki().Material(Pki().IssueParticipant(node));
+  auto c = HubClient::Start(
+      std::move(o), inbox != nullptr ? inbox->Callback() : [](v1::Envelope) {});
+  REQUIRE(c.ok());
+  if (inbox != nullptr) inbox->Bind(c->get());
+  return *std::move(c);
+}
+
+TEST_CASE("hub: start-up refuses inconsistent options") {
+  testing::TempDir dir;
+  auto refused = [](HubServerOptions o) {
+    return HubServer::Start(std::move(o)).status().code() == absl::StatusCode::kInvalidArgument;
+  };
+  HubServerOptions both = TlsOptions(dir.path());
+  both.insecure = true;
+  CHECK(refused(std::move(both)));
+  auto insecure = [](std::string address, std::string fed) {
+    HubServerOptions o;
+    o.federation = std::move(fed);
+    o.insecure = true;
+    o.queue = QueueBackend::kMemory;
+    o.listen_address = std::move(address);
+    return o;
+  };
+  CHECK(refused(insecure("0.0.0.0:0", "fed")));
+  CHECK(refused(insecure("10.0.0.1:0", "fed")));
+  CHECK(refused(insecure("127.0.0.1:0", "bad fed")));
+  CHECK(refused(TlsOptions("")));  // durable queue without a data directory
+  // A second hub on the same port fails: SO_REUSEPORT is off.
+  auto first = StartHub(TlsOptions(dir.path()));
+  testing::TempDir dir2;
+  HubServerOptions same = TlsOptions(dir2.path());
+  same.listen_address = first->address();
+  CHECK_FALSE(HubServer::Start(std::move(same)).ok());
+}
+
+TEST_CASE("hub: TLS relay between two clients, offline delivery in order, metrics") {
+  testing::TempDir dir;
+  HubServerOptions o = TlsOptions(dir.path());
+  o.metrics_listen = "127.0.0.1:0";
+  auto hub = StartHub(std::move(o));
+  testing::Inbox inbox_b;
+  auto a = StartClient(*hub, "node-a", nullptr);
+  REQUIRE(a->WaitConnected(kWait));
+  REQUIRE(a->welcome()->max_envelope_bytes() == 16u << 20);
+  testing::Answers answers;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    ids.push_back(testing::RandomId());
+    a->Send(MakeEnvelope("fed", "node-a", "node-b", ids.back()), answers.Callback(ids.back()));
+  }
+  REQUIRE(answers.WaitFor(20, kWait));
+  for (const auto& [id, ans] : answers.all()) CHECK(ans.accepted);
+  auto b = StartClient(*hub, "node-b", &inbox_b);  // connects after the sends: offline delivery
+  REQUIRE(inbox_b.WaitFor(20, kWait));
+  auto got = inbox_b.received();
+  for (size_t i = 0; i < ids.size(); ++i) CHECK(got[i].message_id() == ids[i]);
+  REQUIRE(testing::WaitFor([&] { return hub->counters().queued.items == 0; }, kWait));
+  const HubMetricsSnapshot m = hub->counters();
+  CHECK(m.accepted == 20);
+  CHECK(m.delivered == 20);
+  CHECK(m.connected == 2);
+  CHECK(hub->metrics_port() > 0);
+  const std::string text = hub->MetricsText();
+  CHECK(text.find("nodelink_hub_envelopes_accepted_total 20") != std::string::npos);
+  CHECK(text.find("nodelink_hub_envelopes_rejected_total{code=\"QUEUE_FULL\"} 0") !=
+        std::string::npos);
+}
+
+TEST_CASE("hub: stream errors follow PROTOCOL 4") {
+  testing::TempDir dir;
+  HubServerOptions o = TlsOptions(dir.path());
+  o.members = std::vector<std::string>{"node-a", "node-b", "node-c"};
+  auto hub = StartHub(std::move(o));
+  const std::string target = hub->address();
+  TlsMaterial a = Pki().Material(Pki().IssueParticipant("node-a"));
+
+  SUBCASE("no client certificate: UNAUTHENTICATED at Connect") {
+    TlsMaterial anonymous;
+    anonymous.ca_pem = a.ca_pem;
+    auto r = RawExchange(RawChannel(target, &anonymous), {HelloFrame("fed", "node-a")}, kUntilEnd);
+    CHECK(r.status.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    CHECK(r.frames.empty());
+  }
+  SUBCASE("a certificate of another CA fails the handshake") {
+    TlsMaterial other = OtherPki().Material(OtherPki().IssueParticipant("node-a"));
+    other.ca_pem = a.ca_pem;  // trusts the right hub; presents a foreign client certificate
+    auto r = RawExchange(RawChannel(target, &other), {HelloFrame("fed", "node-a")}, kUntilEnd,
+                         milliseconds(5000));
+    CHECK(r.status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  }
+  SUBCASE("certificate URI of another federation or two nodelink URIs: UNAUTHENTICATED") {
+    for (const std::vector<std::string>& uris :
+         {std::vector<std::string>{"nodelink://other/node-a"},
+          std::vector<std::string>{"nodelink://fed/node-a", "nodelink://fed/node-b"}}) {
+      TlsMaterial m = Pki().Material(Pki().IssueParticipant("node-a", uris));
+      auto r = RawExchange(RawChannel(target, &m), {HelloFrame("fed", "node-a")}, kUntilEnd);
+      CHECK(r.status.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    }
+  }
+  SUBCASE("frame before Hello: FAILED_PRECONDITION") {
+    v1::ClientFrame env;
+    *env.mutable_envelope() = MakeEnvelope("fed", "node-a", "node-b");
+    auto r = RawExchange(RawChannel(target, &a), {env}, kUntilEnd);
+    CHECK(r.status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    v1::ClientFrame ack;
+    ack.mutable_delivered()->set_message_id(testing::RandomId());
+    CHECK(RawExchange(RawChannel(target, &a), {ack}, kUntilEnd).status.error_code() ==
+          grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  SUBCASE("second Hello: FAILED_PRECONDITION after the Welcome") {
+    auto r = RawExchange(RawChannel(target, &a),
+                         {HelloFrame("fed", "node-a"), HelloFrame("fed", "node-a")}, kUntilEnd);
+    CHECK(r.status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    REQUIRE(r.frames.size() == 1);
+    CHECK(r.frames[0].has_welcome());
+  }
+  SUBCASE("Hello that disagrees with the certificate: PERMISSION_DENIED") {
+    CHECK(RawExchange(RawChannel(target, &a), {HelloFrame("fed", "node-b")}, kUntilEnd)
+              .status.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    CHECK(RawExchange(RawChannel(target, &a), {HelloFrame("other", "node-a")}, kUntilEnd)
+              .status.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  }
+  SUBCASE("a certified non-member: PERMISSION_DENIED") {
+    TlsMaterial x = Pki().Material(Pki().IssueParticipant("node-x"));
+    CHECK(RawExchange(RawChannel(target, &x), {HelloFrame("fed", "node-x")}, kUntilEnd)
+              .status.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  }
+  SUBCASE("impersonation: Rejected{IMPERSONATION}, the stream goes on") {
+    v1::ClientFrame forged, honest;
+    *forged.mutable_envelope() = MakeEnvelope("fed", "node-b", "node-c");
+    *honest.mutable_envelope() = MakeEnvelope("fed", "node-a", "node-c");
+    auto r = RawExchange(RawChannel(target, &a), {HelloFrame("fed", "node-a"), forged, honest}, 3);
+    CHECK(r.status.ok());
+    REQUIRE(r.frames.size() == 3);
+    CHECK(r.frames[1].rejected().code() == v1::IMPERSONATION);
+    CHECK(r.frames[1].rejected().message_id() == forged.envelope().message_id());
+    CHECK(r.frames[2].accepted().message_id() == honest.envelope().message_id());
+  }
+  SUBCASE("a frame that does not parse ends that stream only") {
+    v1::ClientFrame bad;
+    *bad.mutable_envelope() = MakeEnvelope("fed", "node-a", "node-c");
+    bad.mutable_envelope()->set_sender(std::string("\xff\xfe", 2));  // invalid UTF-8
+    auto r = RawExchange(RawChannel(target, &a), {HelloFrame("fed", "node-a"), bad}, kUntilEnd);
+    REQUIRE(r.frames.size() == 1);  // Welcome, then the stream ended (gRPC hides which frame)
+    auto again = RawExchange(RawChannel(target, &a), {HelloFrame("fed", "node-a")}, 1);
+    CHECK(again.status.ok());
+    CHECK(again.frames.at(0).has_welcome());
+  }
+}
+
+TEST_CASE("hub: a revoked participant certificate is refused (CRL)") {
+  testing::TempDir dir;
+  testing::IssuedCert good = Pki().IssueParticipant("node-a");
+  testing::IssuedCert revoked = Pki().IssueParticipant("node-b");
+  Pki().Revoke(revoked);
+  auto hub = StartHub(TlsOptions(dir.path()));  // without the CRL: both connect
+  HubServerOptions o = TlsOptions(dir.path() + "/crl-hub");
+  o.tls = Pki().HubTls(/*with_crl=*/true);
+  auto crl_hub = StartHub(std::move(o));
+  TlsMaterial g = Pki().Material(good), r = Pki().Material(revoked);
+  CHECK(RawExchange(RawChannel(hub->address(), &r), {HelloFrame("fed", "node-b")}, 1).status.ok());
+  CHECK(RawExchange(RawChannel(crl_hub->address(), &g), {HelloFrame("fed", "node-a")}, 1)
+            .status.ok());
+  CHECK(RawExchange(RawChannel(crl_hub->address(), &r), {HelloFrame("fed", "node-b")}, kUntilEnd,
+                    milliseconds(5000))
+            .status.error_code() == grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_CASE("hub: health SERVING and reflection, reachable without a client certificate") {
+  testing::TempDir dir;
+  auto hub = StartHub(TlsOptions(dir.path()));
+  ProbeOptions probe;
+  probe.target = hub->address();
+  probe.tls = TlsMaterial{};
+  probe.tls->ca_pem = testing::ReadWholeFile(Pki().ca_path());
+  auto overall = CheckHealth(probe, "");
+  REQUIRE(overall.ok());
+  CHECK(*overall == ServingStatus::kServing);
+  auto service = CheckHealth(probe, "nodelink.v1.Hub");
+  REQUIRE(service.ok());
+  CHECK(*service == ServingStatus::kServing);
+  CHECK(CheckHealth(probe, "no.such.Service").status().code() == absl::StatusCode::kNotFound);
+  auto services = ListServices(probe);
+  REQUIRE_MESSAGE(services.ok(), services.status().ToString());
+  auto has = [&](const std::string& s) {
+    return std::find(services->begin(), services->end(), s) != services->end();
+  };
+  CHECK(has("nodelink.v1.Hub"));
+  CHECK(has("grpc.health.v1.Health"));
+  CHECK(has("grpc.reflection.v1alpha.ServerReflection"));
+  hub->Shutdown();
+  CHECK_FALSE(CheckHealth(probe, "").ok());
+}
+
+TEST_CASE("hub: expiry with an injected clock sends Rejected{EXPIRED} to the sender") {
+  testing::TempDir dir;
+  core::ManualClock clock;
+  HubServerOptions o = TlsOptions(dir.path());
+  o.clock = &clock;
+  o.queue_ttl_ms = 60'000;
+  auto hub = StartHub(std::move(o));
+  std::mutex mu;
+  std::vector<v1::Rejected> late;
+  auto a = StartClient(*hub, "node-a", nullptr, true, [&](v1::Rejected r) {
+    std::lock_guard lock(mu);
+    late.push_back(r);
+  });
+  REQUIRE(a->WaitConnected(kWait));
+  CHECK(a->welcome()->queue_ttl_ms() == 60'000);
+  testing::Answers answers;
+  const std::string id = testing::RandomId();
+  a->Send(MakeEnvelope("fed", "node-a", "node-offline", id), answers.Callback(id));
+  REQUIRE(answers.WaitFor(1, kWait));
+  CHECK(answers.all()[0].second.accepted);
+  clock.Advance(59'999);
+  CHECK(*hub->ExpireNow() == 0);
+  clock.Advance(1);
+  CHECK(*hub->ExpireNow() == 1);
+  REQUIRE(testing::WaitFor(
+      [&] {
+        std::lock_guard lock(mu);
+        return !late.empty();
+      },
+      kWait));
+  std::lock_guard lock(mu);
+  CHECK(late[0].code() == v1::EXPIRED);
+  CHECK(late[0].message_id() == id);
+  CHECK(hub->counters().expired == 1);
+}
+
+TEST_CASE("hub: queue bounds and sizes reach the sender's waiting call") {
+  testing::TempDir dir;
+  HubServerOptions o = TlsOptions(dir.path());
+  o.queue_bounds = QueueBounds{3, 0};
+  o.max_envelope_bytes = 2048;
+  auto hub = StartHub(std::move(o));
+  auto a = StartClient(*hub, "node-a", nullptr);
+  REQUIRE(a->WaitConnected(kWait));
+  testing::Answers answers;
+  for (int i = 0; i < 4; ++i) {
+    const std::string id = testing::RandomId();
+    a->Send(MakeEnvelope("fed", "node-a", "node-b", id), answers.Callback(id));
+  }
+  // Over the announced size: refused locally, never written (it would loop through resends).
+  const std::string big = testing::RandomId();
+  a->Send(MakeEnvelope("fed", "node-a", "node-b", big, 4096), answers.Callback(big));
+  REQUIRE(answers.WaitFor(5, kWait));
+  int accepted = 0, full = 0, too_large = 0;
+  for (const auto& [id, ans] : answers.all()) {
+    accepted += ans.accepted ? 1 : 0;
+    full += ans.code == v1::QUEUE_FULL ? 1 : 0;
+    too_large += ans.code == v1::TOO_LARGE ? 1 : 0;
+    if (ans.code == v1::QUEUE_FULL) CHECK_FALSE(ans.detail.empty());
+  }
+  CHECK(accepted == 3);
+  CHECK(full == 1);
+  CHECK(too_large == 1);
+  // The hub enforces the size too, measured on the serialized Envelope.
+  TlsMaterial m = Pki().Material(Pki().IssueParticipant("node-c"));
+  v1::ClientFrame oversize;
+  *oversize.mutable_envelope() = MakeEnvelope("fed", "node-c", "node-b", testing::RandomId(), 4096);
+  auto r = RawExchange(RawChannel(hub->address(), &m), {HelloFrame("fed", "node-c"), oversize}, 2);
+  REQUIRE(r.frames.size() == 2);
+  CHECK(r.frames[1].rejected().code() == v1::TOO_LARGE);
+}
+
+TEST_CASE("hub: a participant that sends but does not read stops being read, then resumes") {
+  testing::TempDir dir;
+  HubServerOptions o = TlsOptions(dir.path());
+  o.stream_limits = StreamLimits{16, 1 << 20, 16, 1 << 20};
+  o.queue = QueueBackend::kMemory;
+  auto hub = StartHub(std::move(o));
+  TlsMaterial m = Pki().Material(Pki().IssueParticipant("node-a"));
+  auto stub = v1::Hub::NewStub(RawChannel(hub->address(), &m));
+  grpc::ClientContext ctx;
+  auto stream = stub->Connect(&ctx);
+  REQUIRE(stream->Write(HelloFrame("fed", "node-a")));
+  constexpr int kCount = 3000;
+  std::thread writer([&] {
+    for (int i = 0; i < kCount; ++i) {
+      v1::ClientFrame f;
+      *f.mutable_envelope() = MakeEnvelope("fed", "node-a", "node-b", testing::RandomId(), 400);
+      if (!stream->Write(f)) break;
+    }
+    stream->WritesDone();
+  });
+  // Nothing is read by the client yet: the hub's answers pile up until it stops reading.
+  REQUIRE(testing::WaitFor([&] { return hub->counters().reads_paused > 0; }, kWait));
+  int accepted = 0;
+  v1::HubFrame in;
+  while (accepted < kCount && stream->Read(&in)) accepted += in.has_accepted() ? 1 : 0;
+  writer.join();
+  CHECK(accepted == kCount);
+  ctx.TryCancel();
+  stream->Finish();
+}
+
+TEST_CASE("hub: insecure development mode takes the identity from Hello, loopback only") {
+  HubServerOptions o;
+  o.federation = "fed";
+  o.insecure = true;
+  o.queue = QueueBackend::kMemory;
+  o.expiry_interval_ms = 0;
+  auto hub = StartHub(std::move(o));
+  testing::Inbox inbox;
+  auto a = StartClient(*hub, "node-a", nullptr, false);
+  auto b = StartClient(*hub, "node-b", &inbox, false);
+  REQUIRE(b->WaitConnected(kWait));
+  testing::Answers answers;
+  a->Send(MakeEnvelope("fed", "node-a", "node-b", "0123456789abcdef"), answers.Callback("x"));
+  REQUIRE(inbox.WaitFor(1, kWait));
+  CHECK(inbox.received()[0].message_id() == "0123456789abcdef");
+  HubClientOptions remote;
+  remote.target = "10.1.2.3:443";
+  remote.federation = "fed";
+  remote.node_id = "node-a";
+  CHECK(HubClient::Start(std::move(remote), [](v1::Envelope) {}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("hub client: Stop fails what is still in the outbox, exactly once") {
+  HubClientOptions o;
+  o.target = "127.0.0.1:1";  // nothing listens: the client keeps retrying
+  o.federation = "fed";
+  o.node_id = "node-a";
+  o.initial_backoff_ms = 10;
+  o.max_backoff_ms = 20;
+  auto c = HubClient::Start(std::move(o), [](v1::Envelope) {});
+  REQUIRE(c.ok());
+  testing::Answers answers;
+  (*c)->Send(MakeEnvelope("fed", "node-a", "node-b"), answers.Callback("1"));
+  CHECK_FALSE((*c)->WaitConnected(milliseconds(50)));
+  (*c)->Stop();
+  REQUIRE(answers.WaitFor(1, kWait));
+  CHECK_FALSE(answers.all()[0].second.accepted);
+  CHECK(answers.all()[0].second.detail.find("stopped") != std::string::npos);
+  (*c)->Send(MakeEnvelope("fed", "node-a", "node-b"), answers.Callback("2"));
+  REQUIRE(answers.WaitFor(2, kWait));
+  CHECK(answers.all().size() == 2);
+  CHECK((*c)->stats().streams_started >= 1);
+}
+
+}  // namespace
+}  // namespace nodelink::transport

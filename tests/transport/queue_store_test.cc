@@ -1,0 +1,253 @@
+// The QueueStore contract, run on both implementations: FIFO per recipient, dedup (outliving
+// deletion), bounds, expiry with notices, and (SQLite) recovery after reopening.
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <future>
+#include <memory>
+
+#include "support/temp_dir.h"
+#include "transport/memory_queue_store.h"
+#include "transport/queue_committer.h"
+#include "transport/sqlite_queue_store.h"
+
+namespace nodelink::transport {
+namespace {
+
+AppendRequest Req(std::string sender, std::string recipient, std::string id, uint64_t now = 1000,
+                  std::string body = "body") {
+  return AppendRequest{std::move(sender), std::move(recipient), std::move(id), now,
+                       now + 500,         std::move(body)};
+}
+
+std::vector<AppendResult> CommitOk(QueueStore& s, std::vector<AppendRequest> appends,
+                                   std::vector<uint64_t> deletes = {}, QueueBounds bounds = {}) {
+  absl::StatusOr<std::vector<AppendResult>> r = s.Commit(appends, deletes, bounds);
+  REQUIRE(r.ok());
+  return *r;
+}
+
+std::vector<QueuedItem> FetchAll(QueueStore& s, const std::string& r, uint64_t after = 0) {
+  absl::StatusOr<std::vector<QueuedItem>> items = s.Fetch(r, after, 1000, 1ull << 40);
+  REQUIRE(items.ok());
+  return *items;
+}
+
+std::string NoticeBody(const QueuedItem& expired) { return "expired:" + expired.message_id; }
+
+struct StoreFactory {
+  const char* name;
+  std::function<std::unique_ptr<QueueStore>(const std::string& dir)> open;
+};
+
+std::vector<StoreFactory> Factories() {
+  return {{"memory", [](const std::string&) { return std::make_unique<MemoryQueueStore>(); }},
+          {"sqlite", [](const std::string& dir) -> std::unique_ptr<QueueStore> {
+             auto s = SqliteQueueStore::Open({dir + "/queue.db"});
+             REQUIRE(s.ok());
+             return *std::move(s);
+           }}};
+}
+
+TEST_CASE("queue store: FIFO per recipient, fetch after a cursor, byte cap") {
+  for (const StoreFactory& f : Factories()) {
+    CAPTURE(std::string(f.name));
+    testing::TempDir dir;
+    auto s = f.open(dir.path());
+    auto r = CommitOk(
+        *s, {Req("a", "r", "1"), Req("b", "r", "1"), Req("a", "r", "2"), Req("a", "other", "3")});
+    REQUIRE(r.size() == 4);
+    for (const AppendResult& x : r) CHECK(x.outcome == AppendOutcome::kQueued);
+    CHECK(r[0].id < r[1].id);
+    CHECK(r[1].id < r[2].id);
+    auto items = FetchAll(*s, "r");
+    REQUIRE(items.size() == 3);
+    CHECK(items[0].sender == "a");
+    CHECK(items[0].message_id == "1");
+    CHECK(items[1].sender == "b");
+    CHECK(items[2].message_id == "2");
+    CHECK(items[2].body == "body");
+    CHECK(FetchAll(*s, "r", items[1].id).size() == 1);
+    CHECK(FetchAll(*s, "nobody").empty());
+    // The byte cap stops early but always returns at least one row.
+    auto capped = s->Fetch("r", 0, 10, 1);
+    REQUIRE(capped.ok());
+    CHECK(capped->size() == 1);
+    auto limited = s->Fetch("r", 0, 2, 1ull << 40);
+    REQUIRE(limited.ok());
+    CHECK(limited->size() == 2);
+    CHECK(s->Totals().items == 4);
+    CHECK(s->Totals().bytes == 16);
+  }
+}
+
+TEST_CASE("queue store: dedup within a batch, across batches, and after deletion") {
+  for (const StoreFactory& f : Factories()) {
+    CAPTURE(std::string(f.name));
+    testing::TempDir dir;
+    auto s = f.open(dir.path());
+    auto r = CommitOk(*s, {Req("a", "r", "m"), Req("a", "r", "m"), Req("b", "r", "m")});
+    CHECK(r[0].outcome == AppendOutcome::kQueued);
+    CHECK(r[1].outcome == AppendOutcome::kDuplicate);
+    CHECK(r[2].outcome == AppendOutcome::kQueued);  // ids are unique per sender only
+    auto again = CommitOk(*s, {Req("a", "r", "m")});
+    CHECK(again[0].outcome == AppendOutcome::kDuplicate);
+    // Delivered deletes the row; the dedup record stays, so a late resend is not queued again.
+    CommitOk(*s, {}, {r[0].id});
+    CHECK(FetchAll(*s, "r").size() == 1);
+    auto late = CommitOk(*s, {Req("a", "r", "m")});
+    CHECK(late[0].outcome == AppendOutcome::kDuplicate);
+    CHECK(*s->IsDuplicate("a", "m"));
+    CHECK_FALSE(*s->IsDuplicate("a", "other"));
+    // Unknown ids in deletes are ignored.
+    CommitOk(*s, {}, {999999});
+  }
+}
+
+TEST_CASE("queue store: per-recipient bounds by count and bytes; deletes free room") {
+  for (const StoreFactory& f : Factories()) {
+    CAPTURE(std::string(f.name));
+    testing::TempDir dir;
+    auto s = f.open(dir.path());
+    QueueBounds count{2, 0};
+    auto r = CommitOk(
+        *s, {Req("a", "r", "1"), Req("a", "r", "2"), Req("a", "r", "3"), Req("a", "q", "4")}, {},
+        count);
+    CHECK(r[0].outcome == AppendOutcome::kQueued);
+    CHECK(r[1].outcome == AppendOutcome::kQueued);
+    CHECK(r[2].outcome == AppendOutcome::kQueueFull);
+    CHECK(r[3].outcome == AppendOutcome::kQueued);  // another recipient
+    // A refused envelope is not in the dedup record: a retry after room is freed is queued.
+    CommitOk(*s, {}, {r[0].id}, count);
+    auto retry = CommitOk(*s, {Req("a", "r", "3")}, {}, count);
+    CHECK(retry[0].outcome == AppendOutcome::kQueued);
+    QueueBounds bytes{0, 10};
+    auto b = CommitOk(*s,
+                      {Req("x", "big", "1", 1000, std::string(6, 'x')),
+                       Req("x", "big", "2", 1000, std::string(6, 'x')),
+                       Req("x", "big", "3", 1000, std::string(4, 'x'))},
+                      {}, bytes);
+    CHECK(b[0].outcome == AppendOutcome::kQueued);
+    CHECK(b[1].outcome == AppendOutcome::kQueueFull);
+    CHECK(b[2].outcome == AppendOutcome::kQueued);
+  }
+}
+
+TEST_CASE("queue store: expiry queues a notice for the sender; dedup outlives the TTL window") {
+  for (const StoreFactory& f : Factories()) {
+    CAPTURE(std::string(f.name));
+    testing::TempDir dir;
+    auto s = f.open(dir.path());
+    auto r = CommitOk(*s, {Req("a", "r", "old", 1000), Req("a", "r", "new", 1400)});
+    // Req sets expires_at = now + 500: "old" expires at 1500, "new" at 1900.
+    auto e = s->Expire(1500, 10'000, 700, NoticeBody);
+    REQUIRE(e.ok());
+    CHECK(e->expired_envelopes == 1);
+    REQUIRE(e->notices.size() == 1);
+    const QueuedItem& n = e->notices[0];
+    CHECK(n.kind == QueuedKind::kExpiredNotice);
+    CHECK(n.recipient == "a");  // the notice goes to the original sender
+    CHECK(n.sender == "r");
+    CHECK(n.message_id == "old");
+    CHECK(n.body == "expired:old");
+    CHECK(n.expires_at_ms == 2200);
+    auto for_a = FetchAll(*s, "a");
+    REQUIRE(for_a.size() == 1);
+    CHECK(for_a[0].id == n.id);
+    auto for_r = FetchAll(*s, "r");
+    REQUIRE(for_r.size() == 1);
+    CHECK(for_r[0].message_id == "new");
+    // Still a duplicate after expiry, within the dedup window.
+    CHECK(*s->IsDuplicate("a", "old"));
+    // Later: "new" expires, the old notice is dropped silently, dedup records past the window go.
+    auto later = s->Expire(20'000, 10'000, 700, NoticeBody);
+    REQUIRE(later.ok());
+    CHECK(later->expired_envelopes == 1);
+    CHECK(later->dropped_notices == 1);
+    CHECK(later->forgotten_dedup == 2);
+    CHECK_FALSE(*s->IsDuplicate("a", "old"));
+    (void)r;
+  }
+}
+
+TEST_CASE("sqlite queue store: rows, dedup, usage and increasing ids survive reopening") {
+  testing::TempDir dir;
+  const std::string path = dir.File("queue.db");
+  uint64_t last_id = 0;
+  {
+    auto s = SqliteQueueStore::Open({path});
+    REQUIRE(s.ok());
+    auto r = CommitOk(**s, {Req("a", "r", "1"), Req("a", "r", "2"), Req("a", "r", "3")}, {},
+                      QueueBounds{3, 0});
+    last_id = r[2].id;
+    // Delete the newest row: AUTOINCREMENT must not hand its id out again (the relay's cursor).
+    CommitOk(**s, {}, {last_id});
+  }
+  auto s = SqliteQueueStore::Open({path});
+  REQUIRE(s.ok());
+  auto items = FetchAll(**s, "r");
+  REQUIRE(items.size() == 2);
+  CHECK(items[0].message_id == "1");
+  CHECK((*s)->Totals().items == 2);
+  auto dup = CommitOk(**s, {Req("a", "r", "3")});
+  CHECK(dup[0].outcome == AppendOutcome::kDuplicate);
+  // Usage was reloaded: one more fits under a bound of 3, the next does not.
+  auto more = CommitOk(**s, {Req("a", "r", "4"), Req("a", "r", "5")}, {}, QueueBounds{3, 0});
+  CHECK(more[0].outcome == AppendOutcome::kQueued);
+  CHECK(more[0].id > last_id);
+  CHECK(more[1].outcome == AppendOutcome::kQueueFull);
+}
+
+TEST_CASE("sqlite queue store: a file that is not a database is refused with a status") {
+  testing::TempDir dir;
+  {
+    std::FILE* f = std::fopen(dir.File("queue.db").c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fputs("this is not an SQLite database, just some text that is long enough.....", f);
+    std::fclose(f);
+  }
+  auto s = SqliteQueueStore::Open({dir.File("queue.db")});
+  CHECK_FALSE(s.ok());
+}
+
+TEST_CASE("committer: group commit batches appends and reports outcomes after commit") {
+  testing::TempDir dir;
+  auto store = SqliteQueueStore::Open({dir.File("queue.db")});
+  REQUIRE(store.ok());
+  QueueCommitter committer(*std::move(store), CommitterOptions{64, {}, 1000});
+  constexpr int kCount = 2000;
+  std::mutex mu;
+  std::vector<uint64_t> ids;
+  std::condition_variable cv;
+  for (int i = 0; i < kCount; ++i) {
+    CHECK(committer.Append(
+        Req("a", "r", std::to_string(i)), [&](const absl::StatusOr<AppendResult>& r) {
+          std::lock_guard lock(mu);
+          ids.push_back(r.ok() && r->outcome == AppendOutcome::kQueued ? r->id : 0);
+          cv.notify_all();
+        }));
+  }
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return ids.size() == kCount; }));
+  }
+  // Completions arrive in append order with increasing ids (FIFO).
+  for (size_t i = 1; i < ids.size(); ++i) CHECK(ids[i] > ids[i - 1]);
+  const CommitterStats st = committer.stats();
+  CHECK(st.appends == kCount);
+  CHECK(st.max_batch <= 64);
+  CHECK(st.commits < kCount);  // batched: fewer transactions than envelopes
+  MESSAGE("group commit: " << st.commits << " commits for " << kCount << " appends, max batch "
+                           << st.max_batch);
+  // A fetch posted after appends sees them.
+  std::promise<size_t> fetched;
+  CHECK(committer.Fetch("r", 0, 5000, 1ull << 40, [&](absl::StatusOr<std::vector<QueuedItem>> r) {
+    fetched.set_value(r.ok() ? r->size() : 0);
+  }));
+  CHECK(fetched.get_future().get() == kCount);
+  committer.Stop();
+  CHECK_FALSE(committer.Delete(1));  // dropped after Stop
+}
+
+}  // namespace
+}  // namespace nodelink::transport

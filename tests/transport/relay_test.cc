@@ -1,0 +1,341 @@
+// The relay logic without gRPC: fake sessions, the in-memory store behind the real committer,
+// a ManualClock for rate limits and expiry.
+#include "transport/relay.h"
+
+#include <doctest/doctest.h>
+
+#include <future>
+#include <memory>
+#include <mutex>
+
+#include "support/wait_for.h"
+#include "transport/memory_queue_store.h"
+
+namespace nodelink::transport {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr milliseconds kWait{10'000};
+
+std::string Id(int n) {
+  std::string id(16, '\0');
+  id[0] = static_cast<char>(n);
+  id[15] = static_cast<char>(n >> 8);
+  return id;
+}
+
+v1::Envelope Env(const std::string& sender, const std::string& recipient, const std::string& id,
+                 const std::string& fed = "fed") {
+  v1::Envelope e;
+  e.set_version(1);
+  e.set_federation(fed);
+  e.set_sender(sender);
+  e.set_recipient(recipient);
+  e.set_message_id(id);
+  e.set_sent_at_ms(1'700'000'000'000);
+  v1::Sealed* s = e.mutable_sealed();
+  s->set_channel_id(std::string(16, 'c'));
+  s->set_salt(std::string(32, 's'));
+  s->set_nonce(std::string(12, 'n'));
+  s->set_ciphertext(std::string(40, 'x'));
+  s->set_seq(1);
+  return e;
+}
+
+class FakeSession final : public Session {
+ public:
+  struct Sent {
+    v1::HubFrame frame;
+    FrameKind kind;
+    uint64_t queue_id;
+  };
+  void Send(v1::HubFrame frame, FrameKind kind, uint64_t queue_id) override {
+    std::lock_guard lock(mu_);
+    sent_.push_back({std::move(frame), kind, queue_id});
+  }
+  void End(absl::Status status) override {
+    std::lock_guard lock(mu_);
+    ended_ = status;
+  }
+  std::vector<Sent> sent() const {
+    std::lock_guard lock(mu_);
+    return sent_;
+  }
+  std::optional<absl::Status> ended() const {
+    std::lock_guard lock(mu_);
+    return ended_;
+  }
+  std::vector<v1::Envelope> pushed() const {
+    std::vector<v1::Envelope> out;
+    for (const Sent& s : sent()) {
+      if (s.frame.has_envelope()) out.push_back(s.frame.envelope());
+    }
+    return out;
+  }
+  size_t CountAccepted() const {
+    size_t n = 0;
+    for (const Sent& s : sent()) n += s.frame.has_accepted() ? 1 : 0;
+    return n;
+  }
+  std::vector<v1::Rejected> rejected() const {
+    std::vector<v1::Rejected> out;
+    for (const Sent& s : sent()) {
+      if (s.frame.has_rejected()) out.push_back(s.frame.rejected());
+    }
+    return out;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Sent> sent_;
+  std::optional<absl::Status> ended_;
+};
+
+struct Rig {
+  explicit Rig(RelayOptions o = {}, QueueBounds bounds = {}) {
+    if (o.federation.empty()) o.federation = "fed";
+    committer = std::make_unique<QueueCommitter>(std::make_unique<MemoryQueueStore>(),
+                                                 CommitterOptions{256, bounds, 1000});
+    relay = std::make_unique<Relay>(std::move(o), *committer, clock, counters);
+  }
+  ~Rig() { committer->Stop(); }  // no completion runs after this; sessions may then go
+  core::ManualClock clock;
+  HubCounters counters;
+  std::unique_ptr<QueueCommitter> committer;
+  std::unique_ptr<Relay> relay;
+};
+
+bool Eventually(const std::function<bool()>& f) { return testing::WaitFor(f, kWait); }
+
+TEST_CASE("relay: Welcome, Accepted after commit, push, and delete on Delivered") {
+  RelayOptions o;
+  o.max_envelope_bytes = 4096;
+  o.queue_ttl_ms = 60'000;
+  Rig rig(o);
+  FakeSession a, b;
+  REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
+  REQUIRE(rig.relay->Attach(&b, "node-b", 0).ok());
+  REQUIRE(a.sent().size() == 1);
+  const v1::Welcome& w = a.sent()[0].frame.welcome();
+  CHECK(w.protocol_version() == 1);
+  CHECK(w.max_envelope_bytes() == 4096);
+  CHECK(w.queue_ttl_ms() == 60'000);
+  CHECK(w.hub_time_ms() == rig.clock.NowMs());
+
+  rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "node-b", Id(1)));
+  REQUIRE(Eventually([&] { return b.pushed().size() == 1; }));
+  REQUIRE(Eventually([&] { return a.CountAccepted() == 1; }));
+  CHECK(b.pushed()[0].message_id() == Id(1));
+  CHECK(rig.counters.accepted.load() == 1);
+  CHECK(rig.committer->totals().items == 1);
+  rig.relay->OnDelivered(&b, "node-b", Id(1));
+  REQUIRE(Eventually([&] { return rig.committer->totals().items == 0; }));
+  CHECK(rig.counters.delivered.load() == 1);
+  // A resend of the same envelope is answered Accepted again and not queued twice.
+  rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "node-b", Id(1)));
+  REQUIRE(Eventually([&] { return a.CountAccepted() == 2; }));
+  CHECK(rig.counters.duplicates.load() == 1);
+  CHECK(b.pushed().size() == 1);
+}
+
+TEST_CASE("relay: each acceptance rule answers its Rejected code") {
+  RelayOptions o;
+  o.max_envelope_bytes = 300;
+  o.members = std::set<std::string>{"node-a", "node-b"};
+  Rig rig(o);
+  FakeSession a;
+  REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
+  auto expect = [&](v1::Envelope e, v1::Code code) {
+    const size_t before = a.rejected().size();
+    rig.relay->OnEnvelope(&a, "node-a", e);
+    REQUIRE(a.rejected().size() == before + 1);  // refusals are answered at once
+    CHECK(a.rejected().back().code() == code);
+    CHECK(a.rejected().back().message_id() == e.message_id());
+    CHECK_FALSE(a.rejected().back().detail().empty());
+  };
+  v1::Envelope big = Env("node-a", "node-b", Id(1));
+  big.mutable_sealed()->set_ciphertext(std::string(400, 'x'));
+  expect(big, v1::TOO_LARGE);
+  v1::Envelope v2 = Env("node-a", "node-b", Id(2));
+  v2.set_version(2);
+  expect(v2, v1::UNSUPPORTED_VERSION);
+  expect(Env("node-b", "node-b", Id(3)), v1::IMPERSONATION);
+  v1::Envelope bad = Env("node-a", "node-b", Id(4));
+  bad.set_message_id("short");
+  expect(bad, v1::MALFORMED);
+  v1::Envelope nobody = Env("node-a", "node-b", Id(5));
+  nobody.clear_sealed();
+  expect(nobody, v1::MALFORMED);
+  expect(Env("node-a", "node-b", Id(6), "other-fed"), v1::WRONG_FEDERATION);
+  expect(Env("node-a", "node-x", Id(7)), v1::UNKNOWN_DESTINATION);
+  CHECK(rig.counters.rejected[v1::IMPERSONATION].load() == 1);
+  // A non-member cannot connect.
+  FakeSession x;
+  CHECK(rig.relay->Attach(&x, "node-x", 0).code() == absl::StatusCode::kPermissionDenied);
+}
+
+TEST_CASE("relay: rate limit per sender, refilled by the injected clock") {
+  RelayOptions o;
+  o.rate = RateLimit{2, 2};  // 2 per second, burst 2
+  Rig rig(o);
+  FakeSession a, b;
+  REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
+  REQUIRE(rig.relay->Attach(&b, "node-b", 0).ok());
+  for (int i = 0; i < 3; ++i) rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "node-b", Id(i)));
+  REQUIRE(a.rejected().size() == 1);
+  CHECK(a.rejected()[0].code() == v1::RATE_LIMITED);
+  CHECK(a.rejected()[0].message_id() == Id(2));
+  // Another sender has its own bucket.
+  rig.relay->OnEnvelope(&b, "node-b", Env("node-b", "node-a", Id(9)));
+  CHECK(b.rejected().empty());
+  rig.clock.Advance(500);  // one token back
+  rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "node-b", Id(2)));
+  rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "node-b", Id(3)));
+  REQUIRE(Eventually([&] { return a.CountAccepted() == 3; }));
+  CHECK(a.rejected().size() == 2);
+}
+
+TEST_CASE("relay: credits bound pushes; acknowledgements in any order free them") {
+  Rig rig;
+  FakeSession a, b;
+  REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
+  REQUIRE(rig.relay->Attach(&b, "node-b", 2).ok());  // max_in_flight 2
+  for (int i = 1; i <= 5; ++i) rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "node-b", Id(i)));
+  REQUIRE(Eventually([&] { return a.CountAccepted() == 5; }));
+  REQUIRE(Eventually([&] { return b.pushed().size() == 2; }));
+  CHECK(b.pushed()[0].message_id() == Id(1));
+  CHECK(b.pushed()[1].message_id() == Id(2));
+  rig.relay->OnDelivered(&b, "node-b", Id(2));  // out of order
+  REQUIRE(Eventually([&] { return b.pushed().size() == 3; }));
+  CHECK(b.pushed()[2].message_id() == Id(3));
+  rig.relay->OnDelivered(&b, "node-b", Id(1));
+  rig.relay->OnDelivered(&b, "node-b", Id(3));
+  REQUIRE(Eventually([&] { return b.pushed().size() == 5; }));
+  CHECK(b.pushed()[3].message_id() == Id(4));
+  CHECK(b.pushed()[4].message_id() == Id(5));
+  // A receipt naming nothing in flight changes nothing.
+  rig.relay->OnDelivered(&b, "node-b", Id(77));
+  CHECK(rig.counters.delivered_unmatched.load() == 1);
+  rig.relay->OnDelivered(&b, "node-b", Id(4));
+  rig.relay->OnDelivered(&b, "node-b", Id(5));
+  REQUIRE(Eventually([&] { return rig.committer->totals().items == 0; }));
+}
+
+TEST_CASE("relay: two senders' envelopes with one message id are never in flight together") {
+  // Delivered names no sender: if both were in flight, the recipient's receipt for one could
+  // delete the other before it was processed. The later one waits for the earlier's receipt.
+  Rig rig;
+  FakeSession x, y, r;
+  REQUIRE(rig.relay->Attach(&x, "node-x", 0).ok());
+  REQUIRE(rig.relay->Attach(&y, "node-y", 0).ok());
+  const std::string shared = Id(42);
+  rig.relay->OnEnvelope(&y, "node-y", Env("node-y", "node-r", shared));
+  REQUIRE(Eventually([&] { return y.CountAccepted() == 1; }));
+  rig.relay->OnEnvelope(&x, "node-x", Env("node-x", "node-r", shared));
+  rig.relay->OnEnvelope(&x, "node-x", Env("node-x", "node-r", Id(43)));
+  REQUIRE(Eventually([&] { return x.CountAccepted() == 2; }));
+  REQUIRE(rig.relay->Attach(&r, "node-r", 8).ok());
+  REQUIRE(Eventually([&] { return r.pushed().size() == 1; }));
+  CHECK(r.pushed()[0].sender() == "node-y");
+  // Nothing else is pushed while the first envelope with that id is in flight.
+  std::promise<void> flushed;  // a fetch round trip through the committer
+  CHECK(rig.committer->Fetch("node-r", 0, 1, 1, [&](auto) { flushed.set_value(); }));
+  flushed.get_future().get();
+  CHECK(r.pushed().size() == 1);
+  rig.relay->OnDelivered(&r, "node-r", shared);  // unambiguous: deletes node-y's
+  REQUIRE(Eventually([&] { return r.pushed().size() == 3; }));
+  CHECK(r.pushed()[1].sender() == "node-x");
+  CHECK(r.pushed()[1].message_id() == shared);
+  CHECK(r.pushed()[2].message_id() == Id(43));
+  rig.relay->OnDelivered(&r, "node-r", shared);
+  rig.relay->OnDelivered(&r, "node-r", Id(43));
+  REQUIRE(Eventually([&] { return rig.committer->totals().items == 0; }));
+  CHECK(rig.counters.delivered.load() == 3);
+}
+
+TEST_CASE("relay: a newer stream replaces the older; unacknowledged envelopes are pushed again") {
+  Rig rig;
+  FakeSession a, b1, b2;
+  REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
+  REQUIRE(rig.relay->Attach(&b1, "node-b", 0).ok());
+  for (int i = 1; i <= 3; ++i) rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "node-b", Id(i)));
+  REQUIRE(Eventually([&] { return b1.pushed().size() == 3; }));
+  rig.relay->OnDelivered(&b1, "node-b", Id(1));
+  REQUIRE(rig.relay->Attach(&b2, "node-b", 0).ok());
+  REQUIRE(b1.ended().has_value());
+  CHECK(b1.ended()->code() == absl::StatusCode::kAborted);
+  CHECK(rig.counters.streams_replaced.load() == 1);
+  CHECK(rig.counters.connected.load() == 2);
+  // The old stream's frames are ignored from now on; the new one gets 2 and 3 again, in order.
+  rig.relay->OnDelivered(&b1, "node-b", Id(2));
+  REQUIRE(Eventually([&] { return b2.pushed().size() == 2; }));
+  CHECK(b2.pushed()[0].message_id() == Id(2));
+  CHECK(b2.pushed()[1].message_id() == Id(3));
+  CHECK(rig.counters.redeliveries.load() == 2);
+  rig.relay->Detach(&b1, "node-b");  // stale detach of the replaced stream: no effect
+  CHECK(rig.counters.connected.load() == 2);
+  rig.relay->Detach(&b2, "node-b");
+  CHECK(rig.counters.connected.load() == 1);
+}
+
+TEST_CASE("relay: QUEUE_FULL at the recipient's bound") {
+  Rig rig(RelayOptions{}, QueueBounds{2, 0});
+  FakeSession a;
+  REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
+  for (int i = 1; i <= 3; ++i) rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "offline", Id(i)));
+  REQUIRE(Eventually([&] { return a.CountAccepted() == 2 && a.rejected().size() == 1; }));
+  CHECK(a.rejected()[0].code() == v1::QUEUE_FULL);
+  CHECK(a.rejected()[0].message_id() == Id(3));
+}
+
+TEST_CASE("relay: expiry sends Rejected{EXPIRED} to the sender, durably queued if offline") {
+  RelayOptions o;
+  o.queue_ttl_ms = 1000;
+  Rig rig(o);
+  FakeSession a;
+  REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
+  rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "offline", Id(1)));
+  REQUIRE(Eventually([&] { return a.CountAccepted() == 1; }));
+  rig.relay->Detach(&a, "node-a");  // the sender goes offline too
+  auto none = rig.relay->ExpireNow();
+  REQUIRE(none.ok());
+  CHECK(*none == 0);
+  rig.clock.Advance(1000);
+  auto one = rig.relay->ExpireNow();
+  REQUIRE(one.ok());
+  CHECK(*one == 1);
+  CHECK(rig.counters.expired.load() == 1);
+  FakeSession a2;
+  REQUIRE(rig.relay->Attach(&a2, "node-a", 0).ok());
+  REQUIRE(Eventually([&] { return a2.rejected().size() == 1; }));
+  CHECK(a2.rejected()[0].code() == v1::EXPIRED);
+  CHECK(a2.rejected()[0].message_id() == Id(1));
+  // Once written, the notice is deleted.
+  uint64_t notice_id = 0;
+  for (const auto& s : a2.sent()) {
+    if (s.kind == Session::FrameKind::kNotice) notice_id = s.queue_id;
+  }
+  REQUIRE(notice_id != 0);
+  rig.relay->OnNoticeWritten(notice_id);
+  REQUIRE(Eventually([&] { return rig.committer->totals().items == 0; }));
+  // The recipient that connects later gets nothing.
+  FakeSession late;
+  REQUIRE(rig.relay->Attach(&late, "offline", 0).ok());
+  std::promise<void> flushed;
+  CHECK(rig.committer->Fetch("offline", 0, 1, 1, [&](auto) { flushed.set_value(); }));
+  flushed.get_future().get();
+  CHECK(late.pushed().empty());
+}
+
+TEST_CASE("relay: EndAll ends every stream and refuses new ones") {
+  Rig rig;
+  FakeSession a;
+  REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
+  rig.relay->EndAll(absl::UnavailableError("stopping"));
+  REQUIRE(a.ended().has_value());
+  FakeSession b;
+  CHECK(rig.relay->Attach(&b, "node-b", 0).code() == absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace nodelink::transport
