@@ -192,7 +192,7 @@ absl::Status Node::Impl::Start() {
                           *journal_, [](absl::Status s) {
                             spdlog::critical("key store commit failed, nothing more is "
                                              "acknowledged; restart the node: {}",
-                                             s.message());
+                                             std::string(s.message()));
                           }));
   held_ = std::make_unique<node::HeldInbox>(*channels_);
   answered_ = std::make_unique<node::AnsweredStore>(*channels_);

@@ -79,6 +79,7 @@ absl::Status ChannelManager::LoadState() {
     c.drop_at_ms = row.drop_at_ms;
     // Numbers up to the reservation may have been used before the restart: skip them all.
     c.send_seq_reserved = row.send_seq_reserved;
+    c.send_seq_durable = row.send_seq_reserved;
     c.next_send_seq = row.send_seq_reserved + 1;
     NL_ASSIGN_OR_RETURN(c.window, ReplayWindow::Restore(row.recv_highest, row.recv_window,
                                                         options_.window_size));
@@ -176,26 +177,41 @@ void ChannelManager::Drain(const std::string& peer) {
       ps.renew_wanted = false;
       EnsureSetupLocked(peer, ps, deferred);  // keep sending on `ch` until the new one is up
     }
+    // PROTOCOL 6: no number is ever used twice on a channel, restarts included: numbers are
+    // reserved in blocks, and a block is durable before its first number leaves. The next block
+    // is reserved when half of the current one is used, so a busy channel does not pause; if it
+    // is not durable yet, sending resumes when it commits (this may run on the commit thread, so
+    // it must not wait).
+    uint64_t seq = ch->next_send_seq;
+    if (!ch->reservation_in_flight &&
+        seq + options_.seq_reserve_block / 2 > ch->send_seq_durable) {
+      ch->reservation_in_flight = true;
+      ch->send_seq_reserved =
+          std::max(ch->send_seq_reserved, seq - 1) + options_.seq_reserve_block;
+      JournalBatch reservation;
+      reservation.send_seqs[{peer, ch->id}] = ch->send_seq_reserved;
+      commits_->Enqueue(std::move(reservation),
+                        [this, peer, id = ch->id, target = ch->send_seq_reserved] {
+                          {
+                            std::lock_guard relock(mu_);
+                            if (Channel* c = PeerLocked(peer).Find(id)) {
+                              c->send_seq_durable = std::max(c->send_seq_durable, target);
+                              c->reservation_in_flight = false;
+                            }
+                          }
+                          Drain(peer);
+                        });
+    }
+    if (seq > ch->send_seq_durable) break;
+    ch->next_send_seq += 1;
     QueuedSend item = std::move(ps.queue.front());
     ps.queue.pop_front();
-    uint64_t seq = ch->next_send_seq++;
-    bool reserve = seq > ch->send_seq_reserved;
-    if (reserve) ch->send_seq_reserved = seq - 1 + options_.seq_reserve_block;
     Bytes channel_id = ch->id;
     core::SecretBytes secret = ch->secret->Clone();
-    uint64_t reserved = ch->send_seq_reserved;
     counters_.messages_sealed += 1;
     lock.unlock();
     RunDeferred(deferred);
 
-    if (reserve) {
-      // PROTOCOL 6: no number is ever used twice on a channel, restarts included. The block is
-      // durable before its first number leaves.
-      JournalBatch reservation;
-      reservation.send_seqs[{peer, channel_id}] = reserved;
-      commits_->Enqueue(std::move(reservation));
-      commits_->Flush();
-    }
     v1::Envelope envelope;
     envelope.set_version(1);
     envelope.set_federation(identity_.federation);

@@ -123,6 +123,10 @@ ChannelManager::Channel& ChannelManager::AddChannelLocked(const std::string& pee
     changes.put_channels.push_back(RowOf(peer, c));
   }
   channel.order = next_channel_order_++;
+  // The first block of send numbers is reserved in the row that creates the channel: a channel
+  // that is not durable cannot outlive a crash, so no number of it can be reused.
+  channel.send_seq_reserved = options_.seq_reserve_block;
+  channel.send_seq_durable = options_.seq_reserve_block;
   ps.channels.push_back(std::move(channel));
   for (;;) {
     size_t live = std::count_if(ps.channels.begin(), ps.channels.end(),

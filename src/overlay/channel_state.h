@@ -29,7 +29,9 @@ struct ChannelManager::Channel {
   uint64_t erase_at_ms = 0;
   uint64_t drop_at_ms = 0;
   uint64_t next_send_seq = 1;
-  uint64_t send_seq_reserved = 0;
+  uint64_t send_seq_reserved = 0;   // the reservation asked for (what the row says)
+  uint64_t send_seq_durable = 0;    // the reservation known to be committed
+  bool reservation_in_flight = false;
   ReplayWindow window;
   bool renew_requested = false;
 

@@ -47,7 +47,7 @@ void StoreAuthenticator::RecordAccepted(std::string_view node_id,
                                         const core::EcPublicKey& identity_key) {
   absl::Status status = store_.RecordFirstUse(node_id, identity_key);
   if (!status.ok()) {
-    spdlog::error("recording the key of {} failed: {}", node_id, status.message());
+    spdlog::error("recording the key of {} failed: {}", node_id, std::string(status.message()));
   }
 }
 

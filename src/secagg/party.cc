@@ -206,9 +206,9 @@ absl::Status SecaggParty::OnSetupRequest(router::HandlerContext& ctx) {
                         AdditiveParty::Create(*secret, context->info.parties, options_.policy.self));
     context->additive = std::move(party);
   } else {
-    NL_ASSIGN_OR_RETURN(core::EcPrivateKey key, core::EcPrivateKey::Generate());
-    context->context_public = key.PublicKey().Point();
-    context->context_key = std::move(key);
+    NL_ASSIGN_OR_RETURN(core::EcPrivateKey context_key, core::EcPrivateKey::Generate());
+    context->context_public = context_key.PublicKey().Point();
+    context->context_key = std::move(context_key);
   }
   // The shares live in memory only: a restart abandons the context, as it does pending channel
   // setups; the record keeps the context and the input from being used again.

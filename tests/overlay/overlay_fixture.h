@@ -124,9 +124,12 @@ class Relay {
     auto& q = queues_[recipient];
     return std::vector<v1::Envelope>(q.begin(), q.end());
   }
-  // Removes and returns what is queued for `recipient`.
-  std::vector<v1::Envelope> Take(const std::string& recipient) {
-    std::lock_guard lock(mu_);
+  // Removes and returns what is queued for `recipient`, after waiting (bounded) until at least
+  // `at_least` envelopes are there: a node may send from its commit thread.
+  std::vector<v1::Envelope> Take(const std::string& recipient, size_t at_least = 0) {
+    std::unique_lock lock(mu_);
+    changed_.wait_for(lock, std::chrono::seconds(10),
+                      [&] { return queues_[recipient].size() >= at_least; });
     auto& q = queues_[recipient];
     std::vector<v1::Envelope> out(q.begin(), q.end());
     q.clear();
