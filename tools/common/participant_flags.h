@@ -1,0 +1,34 @@
+// Command-line flags every participant tool (nodelink-node, nodelink-researcher) shares: where
+// the key store is, how to open it, where the hub is.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "nodelink/node.hpp"
+
+namespace nodelink::tools {
+
+struct ParticipantFlags {
+  std::string store;
+  std::string passphrase_file;
+  std::string key_file;
+  std::string hub;
+  bool insecure = false;
+  std::string tls_server_name;
+  uint32_t max_in_flight = 256;
+  size_t workers = 4;
+};
+
+// Adds --store, --passphrase-file, --key-file, --hub, --insecure, --tls-server-name.
+void AddParticipantFlags(CLI::App& app, ParticipantFlags& flags);
+
+// NodeOptions from the flags; the passphrase comes from NODELINK_PASSPHRASE when neither file is
+// given (the variable is cleared from the environment once read).
+absl::StatusOr<NodeOptions> OptionsFromFlags(const ParticipantFlags& flags);
+
+// CLI11 parse with nodelink's exit codes: --help 0, bad usage 2.
+int ParseOrExit(CLI::App& app, int argc, char** argv, bool& should_exit);
+
+}  // namespace nodelink::tools
