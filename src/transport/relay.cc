@@ -104,54 +104,63 @@ void Relay::Reject(Session* session, const v1::Envelope& e, v1::Code code, std::
   session->Send(std::move(frame), Session::FrameKind::kAnswer, 0);
 }
 
-void Relay::OnEnvelope(Session* session, const std::string& node_id, const v1::Envelope& e) {
-  std::lock_guard lock(mu_);
-  auto it = conns_.find(node_id);
-  if (it == conns_.end() || it->second.session != session) return;  // replaced: no answer
-  const uint64_t epoch = it->second.epoch;
-
+std::optional<std::pair<v1::Code, std::string>> Relay::CheckEnvelope(const std::string& node_id,
+                                                                     const v1::Envelope& e) {
   // PROTOCOL 4 acceptance rules; the size is that of the serialized Envelope.
   const size_t size = e.ByteSizeLong();
   if (size > options_.max_envelope_bytes) {
-    return Reject(session, e, v1::TOO_LARGE,
-                  "envelope is " + std::to_string(size) + " bytes; this hub accepts at most " +
-                      std::to_string(options_.max_envelope_bytes));
+    return std::make_pair(v1::TOO_LARGE, "envelope is " + std::to_string(size) +
+                                             " bytes; this hub accepts at most " +
+                                             std::to_string(options_.max_envelope_bytes));
   }
   if (e.version() != messages::kProtocolVersion) {
-    return Reject(session, e, v1::UNSUPPORTED_VERSION,
-                  "envelope version " + std::to_string(e.version()) + " is not supported (1)");
+    return std::make_pair(
+        v1::UNSUPPORTED_VERSION,
+        "envelope version " + std::to_string(e.version()) + " is not supported (1)");
   }
   if (e.sender() != node_id) {
     // Only a valid name is logged: the field is attacker-controlled.
     spdlog::warn("hub: participant {} sent an envelope claiming sender '{}': IMPERSONATION",
                  node_id, SafeId(e.sender()));
-    return Reject(session, e, v1::IMPERSONATION,
-                  "sender must be the authenticated participant " + node_id);
+    return std::make_pair(v1::IMPERSONATION,
+                          "sender must be the authenticated participant " + node_id);
   }
   if (!rate_.Allow(node_id)) {
-    return Reject(session, e, v1::RATE_LIMITED, "sender exceeded the hub's rate limit; slow down");
+    return std::make_pair(v1::RATE_LIMITED,
+                          std::string("sender exceeded the hub's rate limit; slow down"));
   }
   messages::EnvelopeVerdict verdict = messages::CheckWellFormed(e);
-  if (!verdict.ok()) return Reject(session, e, v1::MALFORMED, verdict.detail);
+  if (!verdict.ok()) return std::make_pair(v1::MALFORMED, std::move(verdict.detail));
   if (e.federation() != options_.federation) {
-    return Reject(session, e, v1::WRONG_FEDERATION,
-                  "this hub serves federation " + options_.federation);
+    return std::make_pair(v1::WRONG_FEDERATION,
+                          "this hub serves federation " + options_.federation);
   }
   if (options_.members && !options_.members->contains(e.recipient())) {
-    return Reject(session, e, v1::UNKNOWN_DESTINATION,
-                  "recipient " + e.recipient() + " is not a member of the federation");
+    return std::make_pair(v1::UNKNOWN_DESTINATION,
+                          "recipient " + e.recipient() + " is not a member of the federation");
   }
+  return std::nullopt;
+}
 
+void Relay::OnEnvelope(Session* session, const std::string& node_id, const v1::Envelope& e) {
+  // Checks and serialization (a copy of up to max_envelope_bytes) run outside the registry lock;
+  // one stream's envelopes arrive one at a time, so their order is kept.
+  std::optional<std::pair<v1::Code, std::string>> refusal = CheckEnvelope(node_id, e);
+  std::string body;
+  if (!refusal) body = e.SerializeAsString();
+
+  std::lock_guard lock(mu_);
+  auto it = conns_.find(node_id);
+  if (it == conns_.end() || it->second.session != session) return;  // replaced: no answer
+  if (refusal) return Reject(session, e, refusal->first, std::move(refusal->second));
+  const uint64_t epoch = it->second.epoch;
   const uint64_t now = clock_.NowMs();
   AppendRequest request{
-      e.sender(),           e.recipient(), e.message_id(), now, now + options_.queue_ttl_ms,
-      e.SerializeAsString()};
-  std::string recipient = e.recipient();
-  std::string message_id = e.message_id();
+      e.sender(), e.recipient(), e.message_id(), now, now + options_.queue_ttl_ms, std::move(body)};
   const bool posted = committer_.Append(
-      std::move(request),
-      [this, node_id, epoch, recipient, message_id](const absl::StatusOr<AppendResult>& result) {
-        OnAppended(node_id, epoch, recipient, message_id, result);
+      std::move(request), [this, node_id, epoch, recipient = e.recipient(),
+                           message_id = e.message_id()](const absl::StatusOr<AppendResult>& r) {
+        OnAppended(node_id, epoch, recipient, message_id, r);
       });
   if (!posted) session->End(absl::UnavailableError("the hub is shutting down; reconnect later"));
 }

@@ -24,6 +24,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -118,6 +119,9 @@ class Relay {
     uint64_t commit_gen = 0;  // bumped when a row for this recipient is committed
   };
 
+  // The refusal code and detail for an envelope from `node_id`, or nullopt if it is acceptable.
+  std::optional<std::pair<v1::Code, std::string>> CheckEnvelope(const std::string& node_id,
+                                                                const v1::Envelope& e);
   void Answer(const std::string& sender, uint64_t epoch, v1::HubFrame frame);
   void Reject(Session* session, const v1::Envelope& e, v1::Code code, std::string detail);
   void MaybeFetch(const std::string& node_id, Conn& c);

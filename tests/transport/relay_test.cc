@@ -116,7 +116,7 @@ TEST_CASE("relay: Welcome, Accepted after commit, push, and delete on Delivered"
   REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
   REQUIRE(rig.relay->Attach(&b, "node-b", 0).ok());
   REQUIRE(a.sent().size() == 1);
-  const v1::Welcome& w = a.sent()[0].frame.welcome();
+  const v1::Welcome w = a.sent()[0].frame.welcome();
   CHECK(w.protocol_version() == 1);
   CHECK(w.max_envelope_bytes() == 4096);
   CHECK(w.queue_ttl_ms() == 60'000);

@@ -1,5 +1,10 @@
 #include "test_pki.h"
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -83,6 +88,76 @@ std::string TestPki::CrlPath() {
   const std::string path = dir_ + "/crl.pem";
   Run("openssl ca -config " + ca_config_ + " -gencrl -out " + path);
   return path;
+}
+
+namespace {
+
+std::string BioToString(BIO* bio) {
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio, &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
+void Check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "TestPki: %s failed\n", what);
+    std::abort();
+  }
+}
+
+}  // namespace
+
+transport::TlsMaterial TestPki::FastParticipant(const std::string& node_id) {
+  BIO* in = BIO_new_file(ca_key_.c_str(), "r");
+  EVP_PKEY* ca_key = PEM_read_bio_PrivateKey(in, nullptr, nullptr, nullptr);
+  BIO_free(in);
+  in = BIO_new_file(ca_cert_.c_str(), "r");
+  X509* ca = PEM_read_bio_X509(in, nullptr, nullptr, nullptr);
+  BIO_free(in);
+  Check(ca_key != nullptr && ca != nullptr, "load CA");
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  Check(key != nullptr, "EVP_EC_gen");
+  X509* cert = X509_new();
+  X509_set_version(cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 100000 + serial_++);
+  X509_set_issuer_name(cert, X509_get_subject_name(ca));
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(node_id.c_str()), -1, -1, 0);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 30L * 24 * 3600);
+  X509_set_pubkey(cert, key);
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, ca, cert, nullptr, nullptr, 0);
+  const std::string san = "URI:nodelink://" + federation_ + "/" + node_id;
+  const std::pair<int, std::string> exts[] = {{NID_subject_alt_name, san},
+                                              {NID_key_usage, "critical,digitalSignature"},
+                                              {NID_ext_key_usage, "clientAuth"},
+                                              {NID_basic_constraints, "critical,CA:FALSE"}};
+  for (const auto& [nid, value] : exts) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+    Check(ext != nullptr && X509_add_ext(cert, ext, -1) == 1, "extension");
+    X509_EXTENSION_free(ext);
+  }
+  Check(X509_sign(cert, ca_key, EVP_sha256()) > 0, "X509_sign");
+  BIO* cert_pem = BIO_new(BIO_s_mem());
+  BIO* key_pem = BIO_new(BIO_s_mem());
+  Check(PEM_write_bio_X509(cert_pem, cert) == 1 &&
+            PEM_write_bio_PrivateKey(key_pem, key, nullptr, nullptr, 0, nullptr, nullptr) == 1,
+        "PEM");
+  transport::TlsMaterial m;
+  m.ca_pem = ReadWholeFile(ca_cert_);
+  m.cert_chain_pem = BioToString(cert_pem);
+  std::string k = BioToString(key_pem);
+  m.key_pem = core::SecretBytes::CopyOf(AsBytes(k));
+  core::WipeString(k);
+  BIO_free(cert_pem);
+  BIO_free(key_pem);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  X509_free(ca);
+  EVP_PKEY_free(ca_key);
+  return m;
 }
 
 transport::TlsMaterial TestPki::Material(const IssuedCert& cert) const {

@@ -27,6 +27,10 @@ class TestPki {
   // to clientAuth.
   IssuedCert IssueParticipant(const std::string& node_id, std::vector<std::string> uris = {},
                               const std::string& eku = "clientAuth");
+  // The same profile, made in-process with OpenSSL (about 1 ms instead of two openssl runs), for
+  // tests that need hundreds of participants. Returns the material directly.
+  transport::TlsMaterial FastParticipant(const std::string& node_id);
+
   // Revokes `cert` and returns the path of a fresh CRL (PEM). With no revocation yet, CrlPath()
   // is an empty CRL.
   std::string Revoke(const IssuedCert& cert);
