@@ -105,6 +105,7 @@ struct SecureSumRequest {
   uint32_t modulus_bits = 64;  // the ring Z_(2^k): a multiple of 8 in 8..4096
   uint32_t element_count = 1;  // vector length
   std::chrono::milliseconds timeout{30'000};
+  std::string context_id;  // empty: a fresh random id (a context is accepted at most once)
   // Called as each party answers (from a node thread): party, ok, why not, done so far, total.
   std::function<void(const std::string&, bool, const std::string&, size_t, size_t)> on_answer;
 };
@@ -114,6 +115,9 @@ struct AggregationResult {
   std::vector<std::string> parties;
   std::vector<std::string> sum;  // secure sum: decimal elements in [0, 2^k); empty on failure
   std::map<std::string, std::string> failed;  // party -> why (refusal code, timeout, ...)
+  // What each party answered (its kept share plus the shares it received: uniformly random on
+  // its own), as hex; for audits. Empty for pairwise keys.
+  std::map<std::string, std::string> replies;
   uint64_t elapsed_ms = 0;
   bool ok() const { return failed.empty(); }
 };
@@ -188,6 +192,8 @@ class Node {
   void Stop();
 
   class Impl;
+  // Internal, for nodelink's own tests (src/node/node_testing.h); not part of the API.
+  Impl& impl_for_testing() { return *impl_; }
 
  private:
   explicit Node(std::unique_ptr<Impl> impl);

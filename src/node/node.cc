@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/clock.h"
+#include "core/encoding.h"
 #include "core/status.h"
 #include "keys/context_store.h"
 #include "keys/files.h"
@@ -22,6 +23,7 @@
 #include "node/answered_store.h"
 #include "node/held_inbox.h"
 #include "node/hub_link.h"
+#include "node/node_testing.h"
 #include "nodelink/errors.hpp"
 #include "overlay/channel_manager.h"
 #include "overlay/store_authenticator.h"
@@ -103,6 +105,7 @@ absl::StatusOr<keys::StoreKeySource> KeySourceOf(NodeOptions& o) {
 
 class Node::Impl {
  public:
+  router::Router& router_for_testing() { return *router_; }
   explicit Impl(NodeOptions options) : options_(std::move(options)) {}
   ~Impl() { Stop(); }
 
@@ -151,7 +154,7 @@ class Node::Impl {
   void Maintain();
   absl::StatusOr<AggregationResult> Aggregate(
       const std::vector<std::string>& parties, v1::Scheme scheme, uint32_t bits, uint32_t count,
-      std::chrono::milliseconds timeout,
+      std::chrono::milliseconds timeout, const std::string& context_id,
       std::function<void(const std::string&, bool, const std::string&, size_t, size_t)> on_answer);
 };
 
@@ -339,9 +342,10 @@ absl::Status Node::Impl::OnApp(router::HandlerContext& ctx) {
 
 absl::StatusOr<AggregationResult> Node::Impl::Aggregate(
     const std::vector<std::string>& parties, v1::Scheme scheme, uint32_t bits, uint32_t count,
-    std::chrono::milliseconds timeout,
+    std::chrono::milliseconds timeout, const std::string& context_id,
     std::function<void(const std::string&, bool, const std::string&, size_t, size_t)> on_answer) {
   secagg::AggregationOptions options;
+  options.context_id = context_id;
   options.parties = parties;
   options.scheme = scheme;
   options.modulus_bits = bits;
@@ -359,6 +363,7 @@ absl::StatusOr<AggregationResult> Node::Impl::Aggregate(
   out.parties = r.parties;
   out.failed = r.failed;
   out.elapsed_ms = r.elapsed_ms;
+  for (const auto& [party, bytes] : r.replies) out.replies[party] = core::ToHex(bytes);
   if (r.sum) {
     for (size_t i = 0; i < r.sum->size(); ++i) out.sum.push_back(r.sum->ElementDecimal(i));
   }
@@ -471,13 +476,14 @@ std::map<std::string, absl::StatusOr<Message>> Node::SendAll(
 
 absl::StatusOr<AggregationResult> Node::SecureSum(const SecureSumRequest& request) {
   return impl_->Aggregate(request.parties, v1::ADDITIVE_SHARING, request.modulus_bits,
-                          request.element_count, request.timeout, request.on_answer);
+                          request.element_count, request.timeout, request.context_id,
+                          request.on_answer);
 }
 
 absl::StatusOr<AggregationResult> Node::PairwiseKeys(
     const std::vector<std::string>& parties, std::chrono::milliseconds timeout,
     std::function<void(const std::string&, bool, const std::string&, size_t, size_t)> on_answer) {
-  return impl_->Aggregate(parties, v1::PAIRWISE_KEYS, 0, 0, timeout, std::move(on_answer));
+  return impl_->Aggregate(parties, v1::PAIRWISE_KEYS, 0, 0, timeout, "", std::move(on_answer));
 }
 
 NodeStats Node::Stats() const {
@@ -507,3 +513,9 @@ void Node::Stop() {
 }
 
 }  // namespace nodelink
+
+namespace nodelink::node {
+
+router::Router& RouterForTesting(Node& node) { return node.impl_for_testing().router_for_testing(); }
+
+}  // namespace nodelink::node

@@ -79,6 +79,7 @@ absl::StatusOr<AggregationResult> RunAggregation(router::Router& router, core::C
                                             AsBytes(outcome.reply.secagg_setup_reply().elements()));
           if (part.ok()) {
             shared->result.sum->AddInPlace(*part);
+            shared->result.replies[party] = part->bytes();
             answer.ok = true;
           } else {
             answer.detail = "reply of the wrong size: " + std::string(part.status().message());

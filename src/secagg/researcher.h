@@ -40,6 +40,7 @@ struct AggregationResult {
   std::vector<std::string> parties;         // as sent, ascending
   std::optional<RingVector> sum;            // ADDITIVE_SHARING, only when every party answered
   std::map<std::string, std::string> failed;  // party -> why (timeout, ErrorReply code: detail)
+  std::map<std::string, Bytes> replies;       // ADDITIVE_SHARING: each party's reply elements
   uint64_t elapsed_ms = 0;
   bool ok() const { return failed.empty(); }
 };

@@ -190,6 +190,18 @@ int main(int argc, char** argv) {
     sig = nodelink::tools::WaitForTerminationSignalFor(announced ? 5000 : 100);
   }
   spdlog::info("signal {}: stopping", sig);
+  nodelink::NodeStats stats = (*node)->Stats();
   (*node)->Stop();
+  // One machine-readable line for operators and the demo.
+  std::cout << "nodelink-node " << (*node)->id() << ": stats "
+            << json{{"channels", stats.channels_live},
+                    {"setups_started", stats.setups_started},
+                    {"setups_answered", stats.setups_answered},
+                    {"sealed", stats.messages_sealed},
+                    {"opened", stats.messages_opened},
+                    {"refused", stats.refused},
+                    {"handled", stats.handled}}
+                   .dump()
+            << std::endl;
   return 0;
 }

@@ -1,0 +1,121 @@
+// The application API of nodelink::Node against a real hub: Send/Receive by tag, handlers and
+// Request (with timeouts and typed errors), SendAll and Broadcast.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "nodelink/errors.hpp"
+#include "test_federation.h"
+
+namespace nodelink::testing {
+namespace {
+
+TEST_CASE("Receive by tag: other tags stay queued for their own Receive, in order") {
+  TestFederation fed({{"a", "b"}});
+  fed.StartHub();
+  Node& a = fed.StartNode("a");
+  Node& b = fed.StartNode("b");
+  REQUIRE(a.Send("b", {"data", "blue", "b1", "text/plain"}).ok());
+  REQUIRE(a.Send("b", {"data", "red", "r1", ""}).ok());
+  REQUIRE(a.Send("b", {"data", "blue", "b2", ""}).ok());
+  auto r1 = b.Receive("a", "red", std::chrono::seconds(20));
+  REQUIRE(r1.ok());
+  CHECK(r1->message.payload == "r1");
+  CHECK(r1->sender == "a");
+  auto b1 = b.Receive("a", "blue", std::chrono::seconds(20));
+  auto b2 = b.Receive("a", "blue", std::chrono::seconds(20));
+  REQUIRE(b1.ok());
+  REQUIRE(b2.ok());
+  CHECK(b1->message.payload == "b1");
+  CHECK(b1->message.content_type == "text/plain");
+  CHECK(b2->message.payload == "b2");
+  auto none = b.Receive("a", "blue", std::chrono::milliseconds(200));
+  CHECK(none.status().code() == absl::StatusCode::kDeadlineExceeded);
+  CHECK(b.Stats().receive_queue == 0);
+}
+
+TEST_CASE("a message waiting for Receive survives a restart of its receiver") {
+  TestFederation fed({{"a", "b"}});
+  fed.StartHub();
+  Node& a = fed.StartNode("a");
+  fed.StartNode("b");
+  REQUIRE(a.Send("b", {"data", "kept", "payload-1", ""}).ok());
+  // Let it arrive and park, then stop b without receiving it.
+  REQUIRE(process::WaitFor([&] { return fed.node("b").Stats().receive_queue == 1; },
+                           std::chrono::seconds(20)));
+  fed.StopNode("b");
+  Node& b = fed.StartNode("b");
+  auto got = b.Receive("a", "kept", std::chrono::seconds(20));
+  REQUIRE(got.ok());
+  CHECK(got->message.payload == "payload-1");
+}
+
+TEST_CASE("handlers answer requests; errors and missing handlers come back typed") {
+  TestFederation fed({{"a", "b"}});
+  fed.StartHub();
+  Node& a = fed.StartNode("a");
+  Node& b = fed.StartNode("b");
+  b.Handle("echo", [](const Received& r) -> HandlerResult {
+    return Message{"echo", "", "echo:" + r.message.payload, ""};
+  });
+  b.Handle("fail", [](const Received&) -> HandlerResult {
+    return absl::InternalError("the model file is missing");
+  });
+  std::atomic<bool> release{false};
+  b.Handle("slow", [&](const Received&) -> HandlerResult {
+    while (!release.load()) std::this_thread::yield();
+    return Message{"slow", "", "late", ""};
+  });
+
+  auto reply = a.Request("b", {"echo", "", "hello", ""}, std::chrono::seconds(20));
+  REQUIRE(reply.ok());
+  CHECK(reply->payload == "echo:hello");
+
+  auto failed = a.Request("b", {"fail", "", "", ""}, std::chrono::seconds(20));
+  CHECK(failed.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(PeerErrorCode(failed.status()) == std::optional<std::string>(kErrorHandlerFailed));
+
+  auto unknown = a.Request("b", {"nobody-handles-this", "", "", ""}, std::chrono::seconds(20));
+  CHECK(PeerErrorCode(unknown.status()) == std::optional<std::string>(kErrorUnknownType));
+
+  auto slow = a.Request("b", {"slow", "", "", ""}, std::chrono::milliseconds(300));
+  CHECK(slow.status().code() == absl::StatusCode::kDeadlineExceeded);
+  CHECK_FALSE(PeerErrorCode(slow.status()).has_value());
+  release = true;
+}
+
+TEST_CASE("SendAll and Broadcast reach every peer; an unknown peer is reported alone") {
+  TestFederation fed({{"a", "b", "c", "d"}, std::nullopt, {"--member", "a", "--member", "b",
+                                                           "--member", "c", "--member", "d",
+                                                           "--member", "researcher"}});
+  fed.StartHub();
+  Node& a = fed.StartNode("a");
+  for (const char* id : {"b", "c", "d"}) {
+    fed.StartNode(id).Handle("who", [id](const Received&) -> HandlerResult {
+      return Message{"who", "", id, ""};
+    });
+  }
+  auto replies = a.SendAll({{"b", {"who", "", "", ""}}, {"c", {"who", "", "", ""}},
+                            {"d", {"who", "", "", ""}}},
+                           std::chrono::seconds(20));
+  REQUIRE(replies.size() == 3);
+  for (const char* id : {"b", "c", "d"}) {
+    REQUIRE(replies.at(id).ok());
+    CHECK(replies.at(id)->payload == id);
+  }
+  auto sent = a.Broadcast({"b", "c", "d", "nobody"}, {"news", "t", "hello all", ""},
+                          std::chrono::seconds(20));
+  CHECK(sent.at("b").ok());
+  CHECK(sent.at("c").ok());
+  CHECK(sent.at("d").ok());
+  CHECK(sent.at("nobody").code() == absl::StatusCode::kNotFound);  // hub: UNKNOWN_DESTINATION
+  for (const char* id : {"b", "c", "d"}) {
+    auto got = fed.node(id).Receive("a", "t", std::chrono::seconds(20));
+    REQUIRE(got.ok());
+    CHECK(got->message.payload == "hello all");
+  }
+}
+
+}  // namespace
+}  // namespace nodelink::testing
