@@ -1,5 +1,6 @@
 // The router's counters, as a snapshot readable from the library (the hub's and the node's
-// metrics read them).
+// metrics read them). A count is updated after the work it counts (reply sent, inbox row
+// completed, dispatch ended), with release/acquire ordering: a reader that sees it sees that work.
 #pragma once
 
 #include <array>

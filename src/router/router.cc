@@ -23,9 +23,11 @@
 namespace nodelink::router {
 namespace {
 
+// Counters synchronize (release on increment, acquire on read): whoever reads a count also sees
+// what happened before it was counted (tests rely on it; on x86 it costs nothing extra).
 using Counter = std::atomic<uint64_t>;
-void Inc(Counter& c) { c.fetch_add(1, std::memory_order_relaxed); }
-uint64_t Get(const Counter& c) { return c.load(std::memory_order_relaxed); }
+void Inc(Counter& c) { c.fetch_add(1, std::memory_order_acq_rel); }
+uint64_t Get(const Counter& c) { return c.load(std::memory_order_acquire); }
 
 struct AtomicBodyCounters {
   Counter handled{0};
@@ -111,6 +113,8 @@ class Router::Impl : public std::enable_shared_from_this<Router::Impl> {
                       WaitResult<v1::Inner> result,
                       const std::function<void(RequestOutcome)>& done);
   std::shared_ptr<const HandlerEntry> FindHandler(v1::Inner::BodyCase body) const;
+  std::optional<std::string> RecentRequestPeer(const std::string& request_id,
+                                               uint64_t now_ms) const;
   AtomicBodyCounters& BodyCounters(v1::Inner::BodyCase body) {
     return body_counters_[BodyTypeSlot(body)];
   }
@@ -135,6 +139,11 @@ class Router::Impl : public std::enable_shared_from_this<Router::Impl> {
   std::unordered_map<uint64_t, std::shared_ptr<Dispatch>> active_;
   std::set<std::pair<std::string, std::string>> requests_in_progress_;  // (sender, request_id)
   uint64_t next_dispatch_id_ = 1;
+
+  // Requests this node made that have ended, by request_id: their peer, and until when a message
+  // carrying that request_id is known to be a late reply (answered_retention_ms).
+  mutable std::mutex ended_requests_mu_;
+  std::unordered_map<std::string, std::pair<std::string, uint64_t>> ended_requests_;
 
   // Counters.
   std::array<AtomicBodyCounters, kBodyTypeSlots> body_counters_;
@@ -354,22 +363,31 @@ void Router::Impl::DispatchMessage(overlay::InboxMessage message) {
     const PostResult posted = replies_.Post(
         request_id, inner, PostOptions{.source = message.sender, .only_if_awaited = true});
     if (posted == PostResult::kTaken) {
-      Inc(replies_matched_);
       CompleteInbox(message.inbox_id);
+      Inc(replies_matched_);
       return;
     }
     if (posted == PostResult::kWrongSource) {
-      Inc(replies_wrong_sender_);
       spdlog::warn("router: ignored a {} from {} for a request sent to another peer",
                    BodyTypeName(body), message.sender);
       CompleteInbox(message.inbox_id);
+      Inc(replies_wrong_sender_);
       return;
     }
-    if (IsReplyOnlyBody(body) && !FindHandler(body)) {
-      Inc(replies_unmatched_);
+    // A request this node made that already ended: the message is a late or repeated reply,
+    // never a request, even as an AppMessage (answering it would start a reply loop between two
+    // answered logs).
+    const std::optional<std::string> asked = RecentRequestPeer(request_id, now);
+    if (asked.has_value() && *asked != message.sender) {
+      CompleteInbox(message.inbox_id);
+      Inc(replies_wrong_sender_);
+      return;
+    }
+    if (asked.has_value() || (IsReplyOnlyBody(body) && !FindHandler(body))) {
       spdlog::debug("router: {} from {} matches no pending request (late or repeated)",
                     BodyTypeName(body), message.sender);
       CompleteInbox(message.inbox_id);
+      Inc(replies_unmatched_);
       return;
     }
   }
@@ -385,7 +403,6 @@ void Router::Impl::DispatchMessage(overlay::InboxMessage message) {
       spdlog::warn("router: answered log lookup failed ({}); handling the request again",
                    std::string(found.status().message()));
     } else if (found->has_value()) {
-      Inc(counters.answered_from_log);
       Inc(replies_sent_);
       sender_.Send(message.sender, std::move(**found),
                    [weak = weak_from_this()](absl::Status status) {
@@ -393,31 +410,32 @@ void Router::Impl::DispatchMessage(overlay::InboxMessage message) {
                      if (auto impl = weak.lock()) Inc(impl->reply_send_failures_);
                    });
       CompleteInbox(message.inbox_id);
+      Inc(counters.answered_from_log);
       return;
     }
   }
 
   // 3. Past its deadline on arrival: refused without running the handler (section 8).
   if (inner.deadline_ms() != 0 && inner.deadline_ms() <= now) {
-    Inc(counters.expired);
     if (is_request) {
       SendReply(message.sender, request_id,
                 MakeErrorReply(error_code::kExpired, "the request arrived after its deadline"));
     }
     CompleteInbox(message.inbox_id);
+    Inc(counters.expired);
     return;
   }
 
   // 4. The handler for the body type.
   std::shared_ptr<const HandlerEntry> entry = FindHandler(body);
   if (!entry) {
-    Inc(counters.no_handler);
     if (is_request) {
       SendReply(message.sender, request_id,
                 MakeErrorReply(error_code::kUnknownType,
                                "this participant has no handler for that body type"));
     }
     CompleteInbox(message.inbox_id);
+    Inc(counters.no_handler);
     return;
   }
 
@@ -584,6 +602,22 @@ void Router::Impl::Interrupt(const std::shared_ptr<Dispatch>& dispatch, Phase en
 void Router::Impl::EndDispatch(const std::shared_ptr<Dispatch>& dispatch, Phase end,
                                std::optional<v1::ErrorReply> error) {
   const overlay::InboxMessage& message = dispatch->message();
+  if (error.has_value()) {
+    v1::Inner reply;
+    *reply.mutable_error_reply() = std::move(*error);
+    SendReply(message.sender, message.inner.request_id(), std::move(reply));
+  }
+  // Cancelled by Stop(): the inbox row stays, so the message is handled again after a restart (a
+  // request already answered is then answered from the answered log).
+  if (end != Phase::kCancelled) CompleteInbox(message.inbox_id);
+  {
+    std::lock_guard lock(active_mu_);
+    active_.erase(dispatch->id());
+    if (dispatch->is_request()) {
+      requests_in_progress_.erase({message.sender, message.inner.request_id()});
+    }
+  }
+  // Counted last: a reader who sees the count also sees the reply sent and the inbox completed.
   AtomicBodyCounters& counters = BodyCounters(message.inner.body_case());
   switch (end) {
     case Phase::kDone:
@@ -601,19 +635,6 @@ void Router::Impl::EndDispatch(const std::shared_ptr<Dispatch>& dispatch, Phase 
     case Phase::kHandler:
     case Phase::kFinal:
       core::Die("router: EndDispatch with an unfinished phase");
-  }
-  if (error.has_value()) {
-    v1::Inner reply;
-    *reply.mutable_error_reply() = std::move(*error);
-    SendReply(message.sender, message.inner.request_id(), std::move(reply));
-  }
-  // Cancelled by Stop(): the inbox row stays, so the message is handled again after a restart (a
-  // request already answered is then answered from the answered log).
-  if (end != Phase::kCancelled) CompleteInbox(message.inbox_id);
-  std::lock_guard lock(active_mu_);
-  active_.erase(dispatch->id());
-  if (dispatch->is_request()) {
-    requests_in_progress_.erase({message.sender, message.inner.request_id()});
   }
 }
 
@@ -702,9 +723,22 @@ void Router::Impl::Request(const std::string& peer, v1::Inner request, uint64_t 
       });
 }
 
+std::optional<std::string> Router::Impl::RecentRequestPeer(const std::string& request_id,
+                                                           uint64_t now_ms) const {
+  std::lock_guard lock(ended_requests_mu_);
+  auto it = ended_requests_.find(request_id);
+  if (it == ended_requests_.end() || it->second.second <= now_ms) return std::nullopt;
+  return it->second.first;
+}
+
 void Router::Impl::ResolveRequest(const std::string& peer, const std::string& request_id,
                                   WaitResult<v1::Inner> result,
                                   const std::function<void(RequestOutcome)>& done) {
+  {
+    std::lock_guard lock(ended_requests_mu_);
+    ended_requests_.insert_or_assign(
+        request_id, std::make_pair(peer, clock_.NowMs() + options_.answered_retention_ms));
+  }
   RequestOutcome outcome;
   outcome.peer = peer;
   outcome.request_id = request_id;
@@ -794,6 +828,12 @@ void Router::Impl::Sweep() {
   for (const std::shared_ptr<Dispatch>& dispatch : due) Interrupt(dispatch, Phase::kTimedOut);
   replies_.Sweep();
   answered_.Expire(now);
+  {
+    std::lock_guard lock(ended_requests_mu_);
+    for (auto it = ended_requests_.begin(); it != ended_requests_.end();) {
+      it = it->second.second <= now ? ended_requests_.erase(it) : std::next(it);
+    }
+  }
   executor_.DropIdleStrands();
 }
 

@@ -199,7 +199,16 @@ TEST_CASE("request: an AppMessage is a reply only when it matches a pending requ
   CHECK(outcome.reply.app().type() == "pong");
   CHECK(outcome.reply.app().payload() == "42");
   CHECK(alice_app_handled.load() == 0);
-  // The same AppMessage with no pending request is an ordinary message (here: a request).
+  // A repeated copy of that reply (for example resent after a lost channel) is a late reply, not a
+  // request: answering it would start a loop between the two answered logs.
+  v1::Inner copy = outcome.reply;
+  fed.alice.router->Submit(MakeEnvelope("bob", "alice", copy));
+  REQUIRE(Eventually([&] { return fed.alice.router->Counters().replies_unmatched == 1; }));
+  fed.alice.router->Submit(MakeEnvelope("carol", "alice", copy));
+  REQUIRE(Eventually([&] { return fed.alice.router->Counters().replies_wrong_sender == 1; }));
+  CHECK(alice_app_handled.load() == 0);
+  CHECK(fed.alice.sender.SentTo("bob").size() == 1);
+  // An AppMessage with a request_id this node never used is an ordinary message (a request).
   v1::Inner app = AppInner("hello");
   app.set_request_id("bob-req-1");
   fed.alice.router->Submit(MakeEnvelope("bob", "alice", app));

@@ -202,7 +202,7 @@ TEST_CASE("router: a slow handler does not delay opening and acknowledging what 
   REQUIRE(Eventually([&] { return f.acks.total() == 6; }));
   for (const v1::Envelope& e : behind) CHECK(f.acks.Acked(e));
   CHECK(handled.load() == 0);
-  CHECK(f.router->Counters().queued_work == 5);
+  CHECK(Eventually([&] { return f.router->Counters().queued_work == 5; }));
   release.Open();
   REQUIRE(Eventually([&] { return handled.load() == 6; }));
 }
@@ -384,7 +384,7 @@ TEST_CASE("router: acknowledgement waits for the durable outcome; the inbox boun
   });
   f.router->Start();
   for (int i = 0; i < 6; ++i) f.router->Submit(MakeEnvelope("bob", "alice", AppInner("t"), i + 1));
-  REQUIRE(Eventually([&] { return f.opener.opened() == 6; }));
+  REQUIRE(Eventually([&] { return f.opener.held() == 6; }));
   // Opened, not yet durable: no Delivered, no handler.
   CHECK(f.acks.total() == 0);
   CHECK(handled.load() == 0);
@@ -506,6 +506,29 @@ TEST_CASE("router: a deferred handler past its deadline gets TIMEOUT and its wai
   CHECK(f.router->Counters().of(kKeyRequest).timed_out == 1);
   CHECK(continuations.load() == 0);
   CHECK(f.opener.completed().at(1) == 1);
+}
+
+TEST_CASE("router: a handler that defers and then fails drops its wait") {
+  RouterFixture f;
+  EventWaitExchange<int> data(f.clock);
+  std::atomic<int> continuations{0};
+  f.router->SetHandler(kKeyRequest, [&](HandlerContext& ctx) {
+    CHECK(ctx.Defer(data, {"x"}, ctx.deadline_ms(),
+                    [&](HandlerContext&, WaitResult<int>) {
+                      ++continuations;
+                      return absl::OkStatus();
+                    })
+              .ok());
+    return ErrorReplyStatus(error_code::kNotAParty, "bob is not a party of ctx");
+  });
+  f.router->Start();
+  f.router->Submit(MakeEnvelope("bob", "alice", KeyRequest("r")));
+  REQUIRE(Eventually([&] { return f.router->Counters().of(kKeyRequest).failed == 1; }));
+  REQUIRE(RepliesTo(f, "bob", "r").size() == 1);
+  CHECK(RepliesTo(f, "bob", "r")[0].error_reply().code() == error_code::kNotAParty);
+  CHECK(data.Stats().waits == 0);
+  data.Post("x", 1);
+  CHECK(continuations.load() == 0);
 }
 
 TEST_CASE("router: a continuation that sees its wait expire can fail with TIMEOUT") {

@@ -107,7 +107,6 @@ void TestOpener::Open(v1::Envelope envelope, std::function<void(overlay::OpenOut
   {
     std::lock_guard lock(mu_);
     if (!opening_.insert(sender).second) ++overlapping_;
-    ++opened_;
   }
   overlay::OpenOutcome outcome = Decide(envelope);
   // Widen the window in which an overlapping Open of the same sender would be seen.
@@ -176,11 +175,6 @@ void TestOpener::RefuseType(const std::string& app_type, messages::ReceiveCode c
 void TestOpener::SetPendingInbox(std::vector<overlay::InboxMessage> pending) {
   std::lock_guard lock(mu_);
   pending_ = std::move(pending);
-}
-
-size_t TestOpener::opened() const {
-  std::lock_guard lock(mu_);
-  return opened_;
 }
 
 size_t TestOpener::overlapping_opens() const {

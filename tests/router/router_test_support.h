@@ -70,7 +70,6 @@ class TestOpener final : public overlay::EnvelopeOpener {
   size_t ReleaseHeld();
   size_t held() const;
 
-  size_t opened() const;
   // Open calls that overlapped another Open of the same sender (must stay 0).
   size_t overlapping_opens() const;
   std::map<uint64_t, int> completed() const;  // inbox_id -> Complete calls
@@ -86,7 +85,6 @@ class TestOpener final : public overlay::EnvelopeOpener {
   std::condition_variable commit_cv_;
   bool stopping_ = false;
   std::set<std::string> opening_;
-  size_t opened_ = 0;
   size_t overlapping_ = 0;
   uint64_t next_inbox_id_ = 1;
   std::map<std::string, messages::ReceiveCode> refuse_;
