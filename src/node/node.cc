@@ -93,7 +93,7 @@ absl::StatusOr<keys::StoreKeySource> KeySourceOf(NodeOptions& o) {
   }
   if (!o.key_file.empty()) return keys::StoreKeySource::KeyFile(o.key_file);
   if (!o.passphrase_file.empty()) {
-    NL_ASSIGN_OR_RETURN(core::SecretBytes secret, keys::ReadSecretFile(o.passphrase_file));
+    NL_ASSIGN_OR_RETURN(core::SecretBytes secret, keys::ReadPassphraseFile(o.passphrase_file));
     return keys::StoreKeySource::Passphrase(std::move(secret));
   }
   core::SecretBytes secret = core::SecretBytes::CopyOf(AsBytes(o.passphrase));
@@ -499,7 +499,7 @@ NodeStats Node::Stats() const {
     if (code == messages::ReceiveCode::kOk) continue;
     if (c.received[i] != 0) s.refused[std::string(messages::ReceiveCodeName(code))] = c.received[i];
   }
-  s.messages_opened = c.received[0];
+  s.messages_opened = c.messages_opened;
   if (impl_->hub_) s.envelopes_sent_to_hub = impl_->hub_->stats().envelopes_written;
   s.handled = impl_->handled_.load();
   s.handler_failures = impl_->handler_failures_.load();

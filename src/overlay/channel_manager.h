@@ -63,6 +63,7 @@ struct ChannelCounters {
   uint64_t channel_unknown_acted = 0;
   uint64_t channel_unknown_ignored = 0;  // named no message we sent, or no known key
   uint64_t messages_sealed = 0;
+  uint64_t messages_opened = 0;        // sealed messages that passed every check
   uint64_t messages_resent = 0;
   uint64_t renewals = 0;
   uint64_t secrets_erased = 0;

@@ -128,6 +128,7 @@ void ChannelManager::OpenSealed(v1::Envelope& e, std::function<void(OpenOutcome)
     } else {
       ch->window.Mark(seq);
       ch->confirmed = true;
+      counters_.messages_opened += 1;
       changes.windows[{sender, channel_id}] =
           JournalBatch::Window{ch->window.highest(), ch->window.SerializeBitmap(), true};
       // PROTOCOL 5: an older channel stays open for receiving until a message from the peer has

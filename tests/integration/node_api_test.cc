@@ -12,7 +12,7 @@ namespace nodelink::testing {
 namespace {
 
 TEST_CASE("Receive by tag: other tags stay queued for their own Receive, in order") {
-  TestFederation fed({{"a", "b"}});
+  TestFederation fed({"a", "b"});
   fed.StartHub();
   Node& a = fed.StartNode("a");
   Node& b = fed.StartNode("b");
@@ -36,7 +36,7 @@ TEST_CASE("Receive by tag: other tags stay queued for their own Receive, in orde
 }
 
 TEST_CASE("a message waiting for Receive survives a restart of its receiver") {
-  TestFederation fed({{"a", "b"}});
+  TestFederation fed({"a", "b"});
   fed.StartHub();
   Node& a = fed.StartNode("a");
   fed.StartNode("b");
@@ -52,7 +52,7 @@ TEST_CASE("a message waiting for Receive survives a restart of its receiver") {
 }
 
 TEST_CASE("handlers answer requests; errors and missing handlers come back typed") {
-  TestFederation fed({{"a", "b"}});
+  TestFederation fed({"a", "b"});
   fed.StartHub();
   Node& a = fed.StartNode("a");
   Node& b = fed.StartNode("b");
@@ -86,9 +86,9 @@ TEST_CASE("handlers answer requests; errors and missing handlers come back typed
 }
 
 TEST_CASE("SendAll and Broadcast reach every peer; an unknown peer is reported alone") {
-  TestFederation fed({{"a", "b", "c", "d"}, std::nullopt, {"--member", "a", "--member", "b",
-                                                           "--member", "c", "--member", "d",
-                                                           "--member", "researcher"}});
+  TestFederation fed({"a", "b", "c", "d"}, std::nullopt,
+                     {"--member", "a", "--member", "b", "--member", "c", "--member", "d",
+                      "--member", "researcher"});
   fed.StartHub();
   Node& a = fed.StartNode("a");
   for (const char* id : {"b", "c", "d"}) {

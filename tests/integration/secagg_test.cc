@@ -41,7 +41,7 @@ std::string ReasonOf(const AggregationResult& r, const std::string& party) {
 }
 
 TEST_CASE("secure sum: k = 64, 1,000 elements; k = 2048; no reply equals a party's input") {
-  TestFederation fed({{"lab-1", "lab-2", "lab-3"}});
+  TestFederation fed({"lab-1", "lab-2", "lab-3"});
   fed.StartHub();
   Inputs inputs;
   std::mt19937_64 rng(11);
@@ -93,7 +93,7 @@ TEST_CASE("secure sum: k = 64, 1,000 elements; k = 2048; no reply equals a party
 
 TEST_CASE("pairwise keys agree on both sides for every pair") {
   std::vector<std::string> parties = {"lab-1", "lab-2", "lab-3", "lab-4"};
-  TestFederation fed({parties});
+  TestFederation fed(parties);
   fed.StartHub();
   for (const std::string& id : parties) fed.StartNode(id);
   Node& researcher = fed.StartNode(kResearcher);
@@ -129,8 +129,8 @@ TEST_CASE("pairwise keys agree on both sides for every pair") {
 
 TEST_CASE("each refusal of PROTOCOL section 8") {
   // lab-4 is a member whom nobody approves as a co-party.
-  TestFederation fed({{"lab-1", "lab-2", "lab-3", "lab-4"},
-                      std::set<std::string>{"lab-1", "lab-2", "lab-3"}});
+  TestFederation fed({"lab-1", "lab-2", "lab-3", "lab-4"},
+                     std::set<std::string>{"lab-1", "lab-2", "lab-3"});
   fed.StartHub();
   Inputs inputs;
   for (const char* id : {"lab-1", "lab-2", "lab-3", "lab-4"}) {
@@ -222,7 +222,7 @@ TEST_CASE("each refusal of PROTOCOL section 8") {
 }
 
 TEST_CASE("a share request that comes before its context starts is held, not refused") {
-  TestFederation fed({{"lab-1", "lab-2", "lab-3"}});
+  TestFederation fed({"lab-1", "lab-2", "lab-3"});
   fed.StartHub();
   Inputs inputs;
   for (const char* id : {"lab-1", "lab-2", "lab-3"}) {

@@ -39,7 +39,12 @@ struct FederationOptions {
 
 class TestFederation {
  public:
-  explicit TestFederation(FederationOptions options) : options_(std::move(options)) {
+  // `approved`: the nodes every other node approves as co-parties (default: all of `nodes`);
+  // `hub_args`: extra nodelink-hub flags.
+  explicit TestFederation(std::vector<std::string> nodes,
+                          std::optional<std::set<std::string>> approved = std::nullopt,
+                          std::vector<std::string> hub_args = {})
+      : options_{std::move(nodes), std::move(approved), std::move(hub_args)} {
     REQUIRE(keys::WriteFileAtomically(Passphrase(), std::string_view("integration-pass\n"), 0600)
                 .ok());
     ca_.emplace(keys::CaCredentials{core::EcPrivateKey::Generate().value(), {}});

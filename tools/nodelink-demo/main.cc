@@ -115,7 +115,7 @@ bool Demo::CreateFederation() {
     std::string store = Path(id + ".db");
     if (!Run({keys, "init", "--store", store, "--passphrase-file", passphrase_file,
               "--federation", kFederation, "--node-id", id, "--out-csr", Path(id + ".csr"),
-              "--ca", Path("ca/ca.pem"), "--kdf", "minimal"}) ||
+              "--ca", Path("ca/ca.pem")}) ||
         !Run({keys, "ca", "sign", "--dir", Path("ca"), "--csr", Path(id + ".csr"), "--out",
               Path(id + ".pem")}) ||
         !Run({keys, "import-cert", "--store", store, "--passphrase-file", passphrase_file,
