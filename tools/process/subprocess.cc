@@ -128,7 +128,12 @@ bool Subprocess::running() {
 }
 
 std::optional<int> Subprocess::Wait(std::chrono::milliseconds timeout) {
-  WaitFor([this] { return !running(); }, timeout);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (!WaitFor([this] { return !running(); }, timeout)) return std::nullopt;
+  // The child exited; its last lines may still be in the pipe: wait for the reader to see EOF
+  // (a grandchild holding the pipe open could delay that, hence the bound).
+  std::unique_lock lock(mu_);
+  cv_.wait_until(lock, deadline + std::chrono::seconds(5), [this] { return stdout_closed_; });
   return exit_code_;
 }
 
