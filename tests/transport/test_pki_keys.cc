@@ -25,7 +25,7 @@ T Must(absl::StatusOr<T> v, const char* what) {
 }  // namespace
 
 struct TestPki::Impl {
-  explicit Impl(keys::CaCredentials ca) : ca(std::move(ca)) {}
+  explicit Impl(keys::CaCredentials credentials) : ca(std::move(credentials)) {}
   core::SystemClock& clock = core::SystemClock::Get();
   keys::CaCredentials ca;
   std::vector<keys::RevokedSerial> revoked;
