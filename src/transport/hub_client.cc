@@ -138,10 +138,11 @@ class HubClient::Impl::Stream final
     }
   }
 
-  void OnDone(const grpc::Status& status) override {
-    owner_->OnStreamDone(this, status);
-    delete this;
-  }
+  // The owner deletes the stream on its transport thread (OnStreamDone): destroying the
+  // ClientContext inside a gRPC callback could drop the last reference to the channel there, which
+  // gRPC does not support (it aborted with "ref_counted.h: assertion failed: prior > 0" when a
+  // HubClient was destroyed right after Stop()). Nothing here touches `this` after the call.
+  void OnDone(const grpc::Status& status) override { owner_->OnStreamDone(this, status); }
 
  private:
   void WriteLocked(v1::ClientFrame frame) {
@@ -396,6 +397,7 @@ void HubClient::Impl::OnFrame(Stream* stream, v1::HubFrame& frame) {
 
 void HubClient::Impl::OnStreamDone(Stream* stream, const grpc::Status& status) {
   std::lock_guard lock(mu_);
+  Post([stream] { delete stream; });  // on the transport thread, which Stop() drains
   const bool was_welcomed = stream == stream_ && welcomed_;
   if (stream == stream_) {
     stream_ = nullptr;

@@ -3,7 +3,8 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
-#include <future>
+#include <condition_variable>
+#include <mutex>
 
 #include "transport/identity.h"
 
@@ -98,24 +99,21 @@ grpc::ByteBuffer BufferOf(const std::string& bytes) {
   return grpc::ByteBuffer(&slice, 1);
 }
 
-// The reflection call: write one list_services request, read one response, finish. Heap-allocated
-// and deleted in OnDone, the reactor's last reaction; the caller waits on the future only.
+// The reflection call: write one list_services request, read one response, finish. The caller
+// owns it and destroys it after OnDone, on its own thread: a ClientContext destroyed inside a gRPC
+// callback may drop the last reference to the channel there, which gRPC does not support.
 class ListServicesCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  static std::future<absl::StatusOr<std::string>> Start(grpc::GenericStub& stub,
-                                                        std::chrono::milliseconds timeout) {
-    auto* call = new ListServicesCall();
-    std::future<absl::StatusOr<std::string>> result = call->done_.get_future();
-    call->context_.set_deadline(std::chrono::system_clock::now() + timeout);
+  ListServicesCall(grpc::GenericStub& stub, std::chrono::milliseconds timeout) {
+    context_.set_deadline(std::chrono::system_clock::now() + timeout);
     // ServerReflectionRequest{list_services = ""}: field 7, length 0.
-    call->request_ = BufferOf(std::string("\x3a\x00", 2));
-    stub.PrepareBidiStreamingCall(&call->context_,
+    request_ = BufferOf(std::string("\x3a\x00", 2));
+    stub.PrepareBidiStreamingCall(&context_,
                                   "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-                                  grpc::StubOptions(), call);
-    call->StartWrite(&call->request_);
-    call->StartRead(&call->response_);
-    call->StartCall();
-    return result;
+                                  grpc::StubOptions(), this);
+    StartWrite(&request_);
+    StartRead(&response_);
+    StartCall();
   }
   void OnWriteDone(bool ok) override {
     if (ok) StartWritesDone();
@@ -124,28 +122,38 @@ class ListServicesCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, 
     if (ok) got_ = Flatten(response_);
   }
   void OnDone(const grpc::Status& s) override {
-    if (!got_.empty()) {
-      done_.set_value(got_);
-    } else if (!s.ok()) {
-      done_.set_value(FromGrpc(s));
-    } else {
-      done_.set_value(absl::DataLossError("the reflection service sent no response"));
-    }
-    delete this;
+    std::lock_guard lock(mu_);
+    status_ = s;
+    done_ = true;
+    cv_.notify_all();
+  }
+  absl::StatusOr<std::string> Wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return done_; });
+    if (!got_.empty()) return got_;
+    if (!status_.ok()) return FromGrpc(status_);
+    return absl::DataLossError("the reflection service sent no response");
   }
 
  private:
-  ListServicesCall() = default;
   grpc::ClientContext context_;
   grpc::ByteBuffer request_, response_;
   std::string got_;
-  std::promise<absl::StatusOr<std::string>> done_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  grpc::Status status_;
 };
 
+// The health call's state, owned by the caller (see ListServicesCall); the completion only
+// signals.
 struct HealthCall {
   grpc::ClientContext context;
   grpc::ByteBuffer request, response;
-  std::promise<absl::StatusOr<std::string>> done;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
 };
 
 }  // namespace
@@ -155,8 +163,8 @@ absl::StatusOr<ServingStatus> CheckHealth(const ProbeOptions& options, const std
   if (!channel.ok()) return channel.status();
   if (service.size() > 127) return absl::InvalidArgumentError("service name too long");
   grpc::GenericStub stub(*channel);
-  auto call = std::make_shared<HealthCall>();
-  call->context.set_deadline(std::chrono::system_clock::now() + options.timeout);
+  HealthCall call;
+  call.context.set_deadline(std::chrono::system_clock::now() + options.timeout);
   // HealthCheckRequest{service}: field 1, length-delimited.
   std::string req;
   if (!service.empty()) {
@@ -164,19 +172,21 @@ absl::StatusOr<ServingStatus> CheckHealth(const ProbeOptions& options, const std
     req.push_back(static_cast<char>(service.size()));
     req += service;
   }
-  call->request = BufferOf(req);
-  std::future<absl::StatusOr<std::string>> result = call->done.get_future();
-  stub.UnaryCall(&call->context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
-                 &call->request, &call->response, [call](grpc::Status s) {
-                   if (s.ok()) {
-                     call->done.set_value(Flatten(call->response));
-                   } else {
-                     call->done.set_value(FromGrpc(s));
-                   }
+  call.request = BufferOf(req);
+  stub.UnaryCall(&call.context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &call.request,
+                 &call.response, [&call](grpc::Status s) {
+                   std::lock_guard lock(call.mu);
+                   call.status = std::move(s);
+                   call.done = true;
+                   call.cv.notify_all();
                  });
-  absl::StatusOr<std::string> bytes = result.get();
-  if (!bytes.ok()) return bytes.status();
-  WireReader r{*bytes};
+  {
+    std::unique_lock lock(call.mu);
+    call.cv.wait(lock, [&call] { return call.done; });
+  }
+  if (!call.status.ok()) return FromGrpc(call.status);
+  const std::string bytes = Flatten(call.response);
+  WireReader r{bytes};
   uint64_t status = 0;
   while (!r.in.empty()) {
     uint32_t number = 0, wire = 0;
@@ -193,7 +203,8 @@ absl::StatusOr<std::vector<std::string>> ListServices(const ProbeOptions& option
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(options);
   if (!channel.ok()) return channel.status();
   grpc::GenericStub stub(*channel);
-  absl::StatusOr<std::string> bytes = ListServicesCall::Start(stub, options.timeout).get();
+  ListServicesCall call(stub, options.timeout);
+  absl::StatusOr<std::string> bytes = call.Wait();
   if (!bytes.ok()) return bytes.status();
   std::vector<std::string> names;
   WireReader top{*bytes};

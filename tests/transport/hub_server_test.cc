@@ -376,6 +376,8 @@ TEST_CASE("hub: insecure development mode takes the identity from Hello, loopbac
   a->Send(MakeEnvelope("fed", "node-a", "node-b", "0123456789abcdef"), answers.Callback("x"));
   REQUIRE(inbox.WaitFor(1, kWait));
   CHECK(inbox.received()[0].message_id() == "0123456789abcdef");
+  REQUIRE(answers.WaitFor(1, kWait));  // before `answers` goes out of scope
+  CHECK(answers.all()[0].second.accepted);
   HubClientOptions remote;
   remote.target = "10.1.2.3:443";
   remote.federation = "fed";

@@ -1,9 +1,5 @@
+// The parts of TestPki shared by both implementations.
 #include "test_pki.h"
-
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -19,160 +15,32 @@ std::string ReadWholeFile(const std::string& path) {
   return s.str();
 }
 
-namespace {
-
-void WriteFile(const std::string& path, const std::string& content) {
-  std::ofstream out(path, std::ios::trunc);
+void WriteWholeFile(const std::string& path, std::string_view content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << content;
-}
-
-}  // namespace
-
-void TestPki::Run(const std::string& command) const {
-  const std::string full = command + " >>" + dir_ + "/openssl.log 2>&1";
-  if (std::system(full.c_str()) != 0) {
-    std::fprintf(stderr, "TestPki: failed: %s (see %s/openssl.log)\n", command.c_str(),
-                 dir_.c_str());
+  if (!out.flush()) {
+    std::fprintf(stderr, "TestPki: cannot write %s\n", path.c_str());
     std::abort();
   }
-}
-
-TestPki::TestPki(std::string dir, std::string federation)
-    : dir_(std::move(dir)), federation_(std::move(federation)) {
-  ca_cert_ = dir_ + "/ca.pem";
-  ca_key_ = dir_ + "/ca.key";
-  Run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + ca_key_ +
-      " -out " + ca_cert_ + " -days 30 -subj '/CN=" + federation_ +
-      " test CA' -addext basicConstraints=critical,CA:TRUE"
-      " -addext keyUsage=critical,keyCertSign,cRLSign");
-  ca_config_ = dir_ + "/ca.cnf";
-  WriteFile(dir_ + "/index.txt", "");
-  WriteFile(dir_ + "/crlnumber", "01\n");
-  WriteFile(ca_config_, "[ ca ]\ndefault_ca = test_ca\n[ test_ca ]\ndatabase = " + dir_ +
-                            "/index.txt\ncrlnumber = " + dir_ +
-                            "/crlnumber\ncertificate = " + ca_cert_ + "\nprivate_key = " + ca_key_ +
-                            "\ndefault_md = sha256\ndefault_crl_days = 30\n");
-  hub_ = Issue("hub",
-               "subjectAltName=IP:127.0.0.1\nkeyUsage=critical,digitalSignature\n"
-               "extendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\n");
-}
-
-IssuedCert TestPki::Issue(const std::string& name, const std::string& extensions) {
-  const std::string base = dir_ + "/" + name + "-" + std::to_string(serial_);
-  IssuedCert c{base + ".pem", base + ".key"};
-  WriteFile(base + ".ext", extensions);
-  Run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + c.key_path +
-      " -out " + base + ".csr -subj '/CN=" + name + "'");
-  Run("openssl x509 -req -in " + base + ".csr -CA " + ca_cert_ + " -CAkey " + ca_key_ +
-      " -set_serial " + std::to_string(1000 + serial_) + " -days 30 -sha256 -extfile " + base +
-      ".ext -out " + c.cert_path);
-  ++serial_;
-  return c;
-}
-
-IssuedCert TestPki::IssueParticipant(const std::string& node_id, std::vector<std::string> uris,
-                                     const std::string& eku) {
-  if (uris.empty()) uris.push_back("nodelink://" + federation_ + "/" + node_id);
-  std::string san = "subjectAltName=";
-  for (size_t i = 0; i < uris.size(); ++i) san += (i ? ",URI:" : "URI:") + uris[i];
-  return Issue(node_id, san + "\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=" + eku +
-                            "\nbasicConstraints=critical,CA:FALSE\n");
-}
-
-std::string TestPki::Revoke(const IssuedCert& cert) {
-  Run("openssl ca -config " + ca_config_ + " -revoke " + cert.cert_path);
-  return CrlPath();
-}
-
-std::string TestPki::CrlPath() {
-  const std::string path = dir_ + "/crl.pem";
-  Run("openssl ca -config " + ca_config_ + " -gencrl -out " + path);
-  return path;
-}
-
-namespace {
-
-std::string BioToString(BIO* bio) {
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(bio, &data);
-  return std::string(data, static_cast<size_t>(n));
-}
-
-void Check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "TestPki: %s failed\n", what);
-    std::abort();
-  }
-}
-
-}  // namespace
-
-transport::TlsMaterial TestPki::FastParticipant(const std::string& node_id) {
-  BIO* in = BIO_new_file(ca_key_.c_str(), "r");
-  EVP_PKEY* ca_key = PEM_read_bio_PrivateKey(in, nullptr, nullptr, nullptr);
-  BIO_free(in);
-  in = BIO_new_file(ca_cert_.c_str(), "r");
-  X509* ca = PEM_read_bio_X509(in, nullptr, nullptr, nullptr);
-  BIO_free(in);
-  Check(ca_key != nullptr && ca != nullptr, "load CA");
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  Check(key != nullptr, "EVP_EC_gen");
-  X509* cert = X509_new();
-  X509_set_version(cert, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), 100000 + serial_++);
-  X509_set_issuer_name(cert, X509_get_subject_name(ca));
-  X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(node_id.c_str()), -1, -1, 0);
-  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 30L * 24 * 3600);
-  X509_set_pubkey(cert, key);
-  X509V3_CTX ctx;
-  X509V3_set_ctx(&ctx, ca, cert, nullptr, nullptr, 0);
-  const std::string san = "URI:nodelink://" + federation_ + "/" + node_id;
-  const std::pair<int, std::string> exts[] = {{NID_subject_alt_name, san},
-                                              {NID_key_usage, "critical,digitalSignature"},
-                                              {NID_ext_key_usage, "clientAuth"},
-                                              {NID_basic_constraints, "critical,CA:FALSE"}};
-  for (const auto& [nid, value] : exts) {
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
-    Check(ext != nullptr && X509_add_ext(cert, ext, -1) == 1, "extension");
-    X509_EXTENSION_free(ext);
-  }
-  Check(X509_sign(cert, ca_key, EVP_sha256()) > 0, "X509_sign");
-  BIO* cert_pem = BIO_new(BIO_s_mem());
-  BIO* key_pem = BIO_new(BIO_s_mem());
-  Check(PEM_write_bio_X509(cert_pem, cert) == 1 &&
-            PEM_write_bio_PrivateKey(key_pem, key, nullptr, nullptr, 0, nullptr, nullptr) == 1,
-        "PEM");
-  transport::TlsMaterial m;
-  m.ca_pem = ReadWholeFile(ca_cert_);
-  m.cert_chain_pem = BioToString(cert_pem);
-  std::string k = BioToString(key_pem);
-  m.key_pem = core::SecretBytes::CopyOf(AsBytes(k));
-  core::WipeString(k);
-  BIO_free(cert_pem);
-  BIO_free(key_pem);
-  X509_free(cert);
-  EVP_PKEY_free(key);
-  X509_free(ca);
-  EVP_PKEY_free(ca_key);
-  return m;
 }
 
 transport::TlsMaterial TestPki::Material(const IssuedCert& cert) const {
   transport::TlsMaterial m;
-  m.ca_pem = ReadWholeFile(ca_cert_);
+  m.ca_pem = ReadWholeFile(ca_path_);
   m.cert_chain_pem = ReadWholeFile(cert.cert_path);
-  m.key_pem = core::SecretBytes::CopyOf(AsBytes(ReadWholeFile(cert.key_path)));
+  std::string key = ReadWholeFile(cert.key_path);
+  m.key_pem = core::SecretBytes::CopyOf(AsBytes(key));
+  core::WipeString(key);
   return m;
 }
 
 transport::HubServerTls TestPki::HubTls(bool with_crl) {
   transport::HubServerTls t;
   t.cert_chain_pem = ReadWholeFile(hub_.cert_path);
-  t.key_pem = core::SecretBytes::CopyOf(AsBytes(ReadWholeFile(hub_.key_path)));
-  t.ca_pem = ReadWholeFile(ca_cert_);
+  std::string key = ReadWholeFile(hub_.key_path);
+  t.key_pem = core::SecretBytes::CopyOf(AsBytes(key));
+  core::WipeString(key);
+  t.ca_pem = ReadWholeFile(ca_path_);
   if (with_crl) t.crl_pem = ReadWholeFile(CrlPath());
   return t;
 }

@@ -1,9 +1,16 @@
-// STOPGAP until src/keys (branch `keys`) lands in main: test certificates made with the openssl
-// command line, with the nodelink profile of PROTOCOL.md section 3 (P-256; participants: one SAN
-// URI nodelink://<fed>/<node>, keyUsage digitalSignature, extendedKeyUsage clientAuth; hub:
-// serverAuth, IP:127.0.0.1). Replace with the nodelink-keys CLI / nodelink::keys once merged.
+// Test certificates with the nodelink profile of PROTOCOL.md section 3: a federation CA, a hub
+// certificate for IP 127.0.0.1 (serverAuth), participant certificates (P-256, one SAN URI
+// nodelink://<fed>/<node>, digitalSignature, clientAuth), deliberately wrong ones for refusal
+// tests, and CRLs. PEM files are written to the directory for the daemon and for
+// `nodelink-hub health`.
+//
+// Two implementations behind this header, chosen by tests/transport/CMakeLists.txt:
+// test_pki_keys.cc uses nodelink::keys (src/keys) when that module is in the tree;
+// test_pki_openssl.cc is the STOPGAP used until then (the openssl command line for the CA, the
+// hub and CRLs, OpenSSL calls for bulk participants). Delete the stopgap once keys is in main.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,47 +20,46 @@
 namespace nodelink::testing {
 
 struct IssuedCert {
-  std::string cert_path;
-  std::string key_path;
+  std::string cert_path;  // PEM
+  std::string key_path;   // PEM
 };
 
 class TestPki {
  public:
   // Creates a CA for `federation` and a hub certificate (IP:127.0.0.1) in `dir`. Aborts the test
-  // process if openssl fails (nothing can run without certificates).
+  // process if that fails (nothing can run without certificates).
   TestPki(std::string dir, std::string federation);
+  ~TestPki();
 
-  // A participant certificate. `uris` defaults to {"nodelink://<federation>/<node_id>"}; `eku`
-  // to clientAuth.
-  IssuedCert IssueParticipant(const std::string& node_id, std::vector<std::string> uris = {},
-                              const std::string& eku = "clientAuth");
-  // The same profile, made in-process with OpenSSL (about 1 ms instead of two openssl runs), for
-  // tests that need hundreds of participants. Returns the material directly.
+  // A participant certificate. With `uris`, a certificate of the participant profile whose SAN
+  // URIs are exactly `uris` (for refusal tests: another federation, two nodelink URIs).
+  IssuedCert IssueParticipant(const std::string& node_id, std::vector<std::string> uris = {});
+  // IssueParticipant, as TLS material (fast enough for a thousand participants).
   transport::TlsMaterial FastParticipant(const std::string& node_id);
 
-  // Revokes `cert` and returns the path of a fresh CRL (PEM). With no revocation yet, CrlPath()
-  // is an empty CRL.
+  // Revokes `cert` and returns the path of a fresh CRL (PEM). CrlPath() writes a CRL with the
+  // serials revoked so far (possibly none).
   std::string Revoke(const IssuedCert& cert);
   std::string CrlPath();
 
   transport::TlsMaterial Material(const IssuedCert& cert) const;
   transport::HubServerTls HubTls(bool with_crl = false);
 
-  const std::string& ca_path() const { return ca_cert_; }
+  const std::string& ca_path() const { return ca_path_; }
   const IssuedCert& hub() const { return hub_; }
   const std::string& federation() const { return federation_; }
 
  private:
-  IssuedCert Issue(const std::string& name, const std::string& extensions);
-  void Run(const std::string& command) const;
+  struct Impl;  // implementation-specific state
 
   std::string dir_;
   std::string federation_;
-  std::string ca_cert_, ca_key_, ca_config_;
+  std::string ca_path_;
   IssuedCert hub_;
-  int serial_ = 1;
+  std::unique_ptr<Impl> impl_;
 };
 
 std::string ReadWholeFile(const std::string& path);
+void WriteWholeFile(const std::string& path, std::string_view content);
 
 }  // namespace nodelink::testing
