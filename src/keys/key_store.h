@@ -227,6 +227,15 @@ class KeyStore {
   // Under `tofu`, records `key` for `node_id` if no record exists (call only after the setup's
   // signature verified). No-op under `ca` and `pinned`.
   [[nodiscard]] absl::Status RecordFirstUse(std::string_view node_id, const core::EcPublicKey& key);
+  // The same three inside a caller's WithTransaction/WithDatabase, so the overlay can check the
+  // pin again and record first use in the transaction that stores the new channel. They only use
+  // `db` (no lock); SQLite exceptions propagate to the enclosing WithTransaction.
+  [[nodiscard]] static absl::StatusOr<PinPolicy> GetPinPolicyIn(SQLite::Database& db);
+  [[nodiscard]] static absl::StatusOr<PinVerdict> CheckPinIn(SQLite::Database& db,
+                                                             std::string_view node_id,
+                                                             const core::EcPublicKey& key);
+  [[nodiscard]] static absl::Status RecordFirstUseIn(SQLite::Database& db, std::string_view node_id,
+                                                     const core::EcPublicKey& key, uint64_t now_ms);
   // Forgets the TOFU record of `node_id`; false if there was none.
   [[nodiscard]] absl::StatusOr<bool> ResetTrust(std::string_view node_id);
   // Lists a SHA-256 SPKI fingerprint for `node_id` (several may be listed, for key rollover).
