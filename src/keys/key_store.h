@@ -9,7 +9,8 @@
 // build, the store key opens the sealed check value, and `PRAGMA quick_check` passes. Only then
 // does it switch to WAL (a header write), take the write lock and run migrations. So a wrong
 // passphrase, a garbage or truncated file, a newer schema or a locked database each give a clear
-// error and leave the file as it was.
+// error and leave the file as it was (a WAL left by a crashed process is not applied either
+// until the key is verified).
 //
 // Durability: synchronous=NORMAL in WAL mode. A commit survives the process being killed
 // (SIGKILL), not a power loss in the following moments; the store's writes are small and
