@@ -1,5 +1,5 @@
 // Small readers of OpenSSL certificate fields shared by cert_info, the verifier and the issuer
-// check. Module-internal (OpenSSL types).
+// check. Module-internal (OpenSSL types). Thread-safe.
 #pragma once
 
 #include <cstdint>

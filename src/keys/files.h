@@ -1,5 +1,5 @@
 // Reading and writing the files the key tools exchange with operators (PEM, DER, key files), with
-// size limits on input and safe modes on output.
+// size limits on input and safe modes on output. All functions are thread-safe.
 #pragma once
 
 #include <sys/types.h>

@@ -1,5 +1,5 @@
 // SHA-256 fingerprints as operators read and type them (PROTOCOL.md section 3: pinned keys are
-// listed by the SHA-256 of their DER SubjectPublicKeyInfo).
+// listed by the SHA-256 of their DER SubjectPublicKeyInfo). Thread-safe.
 #pragma once
 
 #include <string>

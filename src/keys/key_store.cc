@@ -4,6 +4,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -288,6 +289,14 @@ absl::StatusOr<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& path
   try {
     auto db =
         std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE, options.busy_timeout_ms);
+    // Closing the last connection checkpoints the WAL into the file and removes it. For a WAL
+    // that a crashed process left behind, that would write to the file before the key is
+    // verified; so then closing must not checkpoint until the open succeeded. (An empty or
+    // missing WAL writes nothing, and the clean close removes the -wal/-shm files it made.)
+    struct stat wal_stat {};
+    if (::stat((path + "-wal").c_str(), &wal_stat) == 0 && wal_stat.st_size > 0) {
+      sqlite3_db_config(db->getHandle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+    }
     ConfigureConnection(*db);
     // 1. Read-only checks. Nothing below writes until the key is verified.
     NL_ASSIGN_OR_RETURN(Header header, ReadHeader(*db, path));
@@ -307,8 +316,9 @@ absl::StatusOr<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& path
     }
     if (!source.is_key_file()) {
       absl::Status kdf_ok = CheckKdfParams(header.kdf);
-      if (!kdf_ok.ok())
+      if (!kdf_ok.ok()) {
         return absl::DataLossError("key store " + path + ": " + std::string(kdf_ok.message()));
+      }
     }
     auto key = DeriveStoreKey(source, header.salt, header.kdf);
     if (!key.ok()) {
@@ -347,6 +357,7 @@ absl::StatusOr<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& path
       }
       tx.commit();
     }
+    sqlite3_db_config(db->getHandle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
     std::unique_ptr<KeyStore> store(new KeyStore(path, std::move(db), clock));
     store->schema_version_ = version;
     store->sealer_ = std::move(sealer);

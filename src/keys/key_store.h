@@ -9,7 +9,8 @@
 // build, the store key opens the sealed check value, and `PRAGMA quick_check` passes. Only then
 // does it switch to WAL (a header write), take the write lock and run migrations. So a wrong
 // passphrase, a garbage or truncated file, a newer schema or a locked database each give a clear
-// error and leave the file as it was.
+// error and leave the file as it was (a WAL left by a crashed process is not applied either
+// until the key is verified).
 //
 // Durability: synchronous=NORMAL in WAL mode. A commit survives the process being killed
 // (SIGKILL), not a power loss in the following moments; the store's writes are small and
@@ -227,6 +228,15 @@ class KeyStore {
   // Under `tofu`, records `key` for `node_id` if no record exists (call only after the setup's
   // signature verified). No-op under `ca` and `pinned`.
   [[nodiscard]] absl::Status RecordFirstUse(std::string_view node_id, const core::EcPublicKey& key);
+  // The same three inside a caller's WithTransaction/WithDatabase, so the overlay can check the
+  // pin again and record first use in the transaction that stores the new channel. They only use
+  // `db` (no lock); SQLite exceptions propagate to the enclosing WithTransaction.
+  [[nodiscard]] static absl::StatusOr<PinPolicy> GetPinPolicyIn(SQLite::Database& db);
+  [[nodiscard]] static absl::StatusOr<PinVerdict> CheckPinIn(SQLite::Database& db,
+                                                             std::string_view node_id,
+                                                             const core::EcPublicKey& key);
+  [[nodiscard]] static absl::Status RecordFirstUseIn(SQLite::Database& db, std::string_view node_id,
+                                                     const core::EcPublicKey& key, uint64_t now_ms);
   // Forgets the TOFU record of `node_id`; false if there was none.
   [[nodiscard]] absl::StatusOr<bool> ResetTrust(std::string_view node_id);
   // Lists a SHA-256 SPKI fingerprint for `node_id` (several may be listed, for key rollover).

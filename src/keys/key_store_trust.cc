@@ -28,17 +28,23 @@ absl::Status CheckNodeId(std::string_view node_id) {
 
 }  // namespace
 
-absl::StatusOr<PinPolicy> KeyStore::GetPinPolicy() const {
+absl::StatusOr<PinPolicy> KeyStore::GetPinPolicyIn(SQLite::Database& db) {
   std::string name;
-  NL_RETURN_IF_ERROR(WithDatabase([&](SQLite::Database& db) {
-    SQLite::Statement query(db, "SELECT value FROM settings WHERE key = 'pin_policy'");
-    if (query.executeStep()) name = ToString(BlobOf(query.getColumn(0)));
-    return absl::OkStatus();
-  }));
+  SQLite::Statement query(db, "SELECT value FROM settings WHERE key = 'pin_policy'");
+  if (query.executeStep()) name = ToString(BlobOf(query.getColumn(0)));
   if (name.empty()) return kDefaultPinPolicy;
   auto policy = ParsePinPolicy(name);
   if (!policy.ok()) return absl::DataLossError("stored pin policy is invalid: store corrupt");
   return *policy;
+}
+
+absl::StatusOr<PinPolicy> KeyStore::GetPinPolicy() const {
+  absl::StatusOr<PinPolicy> policy = kDefaultPinPolicy;
+  NL_RETURN_IF_ERROR(WithDatabase([&](SQLite::Database& db) {
+    policy = GetPinPolicyIn(db);
+    return absl::OkStatus();
+  }));
+  return policy;
 }
 
 absl::Status KeyStore::SetPinPolicy(PinPolicy policy) {
@@ -53,24 +59,30 @@ absl::Status KeyStore::SetPinPolicy(PinPolicy policy) {
 
 absl::StatusOr<PinVerdict> KeyStore::CheckPin(std::string_view node_id,
                                               const core::EcPublicKey& key) const {
-  NL_ASSIGN_OR_RETURN(PinPolicy policy, GetPinPolicy());
+  absl::StatusOr<PinVerdict> verdict;
+  NL_RETURN_IF_ERROR(WithDatabase([&](SQLite::Database& db) {
+    verdict = CheckPinIn(db, node_id, key);
+    return absl::OkStatus();
+  }));
+  return verdict;
+}
+
+absl::StatusOr<PinVerdict> KeyStore::CheckPinIn(SQLite::Database& db, std::string_view node_id,
+                                                const core::EcPublicKey& key) {
+  NL_ASSIGN_OR_RETURN(PinPolicy policy, GetPinPolicyIn(db));
   Bytes fingerprint = key.Fingerprint();
   std::vector<Bytes> pins;
   std::optional<Bytes> recorded;
   uint64_t first_seen_ms = 0;
-  NL_RETURN_IF_ERROR(WithDatabase([&](SQLite::Database& db) {
-    SQLite::Statement pin_query(db, "SELECT fingerprint FROM pins WHERE node_id = ?");
-    BindText(pin_query, 1, node_id);
-    while (pin_query.executeStep()) pins.push_back(BlobOf(pin_query.getColumn(0)));
-    SQLite::Statement tofu_query(db,
-                                 "SELECT fingerprint, first_seen_ms FROM tofu WHERE node_id = ?");
-    BindText(tofu_query, 1, node_id);
-    if (tofu_query.executeStep()) {
-      recorded = BlobOf(tofu_query.getColumn(0));
-      first_seen_ms = static_cast<uint64_t>(tofu_query.getColumn(1).getInt64());
-    }
-    return absl::OkStatus();
-  }));
+  SQLite::Statement pin_query(db, "SELECT fingerprint FROM pins WHERE node_id = ?");
+  BindText(pin_query, 1, node_id);
+  while (pin_query.executeStep()) pins.push_back(BlobOf(pin_query.getColumn(0)));
+  SQLite::Statement tofu_query(db, "SELECT fingerprint, first_seen_ms FROM tofu WHERE node_id = ?");
+  BindText(tofu_query, 1, node_id);
+  if (tofu_query.executeStep()) {
+    recorded = BlobOf(tofu_query.getColumn(0));
+    first_seen_ms = static_cast<uint64_t>(tofu_query.getColumn(1).getInt64());
+  }
   std::string who = "node \"" + std::string(node_id) + "\"";
   std::string shown = FingerprintHex(fingerprint);
   // Pins an operator listed bind under every policy.
@@ -108,21 +120,24 @@ absl::StatusOr<PinVerdict> KeyStore::CheckPin(std::string_view node_id,
 
 absl::Status KeyStore::RecordFirstUse(std::string_view node_id, const core::EcPublicKey& key) {
   NL_RETURN_IF_ERROR(CheckNodeId(node_id));
-  NL_ASSIGN_OR_RETURN(PinPolicy policy, GetPinPolicy());
+  return WithTransaction(
+      [&](SQLite::Database& db) { return RecordFirstUseIn(db, node_id, key, NowMs()); });
+}
+
+absl::Status KeyStore::RecordFirstUseIn(SQLite::Database& db, std::string_view node_id,
+                                        const core::EcPublicKey& key, uint64_t now_ms) {
+  NL_RETURN_IF_ERROR(CheckNodeId(node_id));
+  NL_ASSIGN_OR_RETURN(PinPolicy policy, GetPinPolicyIn(db));
   if (policy != PinPolicy::kTofu) return absl::OkStatus();
-  Bytes spki = key.SpkiDer();
-  Bytes fingerprint = key.Fingerprint();
-  return WithTransaction([&](SQLite::Database& db) -> absl::Status {
-    SQLite::Statement insert(db,
-                             "INSERT OR IGNORE INTO tofu(node_id, public_key, fingerprint, "
-                             "first_seen_ms) VALUES(?, ?, ?, ?)");
-    BindText(insert, 1, node_id);
-    BindBlob(insert, 2, spki);
-    BindBlob(insert, 3, fingerprint);
-    insert.bind(4, static_cast<int64_t>(NowMs()));
-    insert.exec();
-    return absl::OkStatus();
-  });
+  SQLite::Statement insert(db,
+                           "INSERT OR IGNORE INTO tofu(node_id, public_key, fingerprint, "
+                           "first_seen_ms) VALUES(?, ?, ?, ?)");
+  BindText(insert, 1, node_id);
+  BindBlob(insert, 2, key.SpkiDer());
+  BindBlob(insert, 3, key.Fingerprint());
+  insert.bind(4, static_cast<int64_t>(now_ms));
+  insert.exec();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> KeyStore::ResetTrust(std::string_view node_id) {

@@ -156,10 +156,31 @@ CertCheck CheckLeafProfile(X509* leaf, std::optional<core::EcPublicKey>& key, No
   if ((flags & EXFLAG_INVALID) != 0) {
     return Fail(CertError::kMalformed, who + " has invalid or duplicated extensions");
   }
-  auto pub = core::EcPublicKey::FromPkey(X509_get0_pubkey(leaf));
+  // A named-curve P-256 key with an uncompressed point: then the SPKI in the certificate is the
+  // canonical one, and its SHA-256 is the fingerprint operators pin.
+  ASN1_OBJECT* alg = nullptr;
+  const unsigned char* point = nullptr;
+  int point_len = 0;
+  X509_ALGOR* alg_params = nullptr;
+  int param_type = 0;
+  const void* param = nullptr;
+  bool named_p256 = X509_PUBKEY_get0_param(&alg, &point, &point_len, &alg_params,
+                                           X509_get_X509_PUBKEY(leaf)) == 1 &&
+                    OBJ_obj2nid(alg) == NID_X9_62_id_ecPublicKey && alg_params != nullptr;
+  if (named_p256) {
+    X509_ALGOR_get0(nullptr, &param_type, &param, alg_params);
+    named_p256 = param_type == V_ASN1_OBJECT &&
+                 OBJ_obj2nid(static_cast<const ASN1_OBJECT*>(param)) == NID_X9_62_prime256v1;
+  }
+  auto pub = named_p256
+                 ? core::EcPublicKey::FromPoint(ByteView(point, static_cast<size_t>(point_len)))
+                 : absl::StatusOr<core::EcPublicKey>(absl::InvalidArgumentError(""));
+  core::ClearOpenSslErrors();
   if (!pub.ok()) {
     return Fail(CertError::kWrongKeyType,
-                who + " does not hold a named-curve P-256 key; participant keys are P-256");
+                who +
+                    " does not hold a named-curve P-256 key with an uncompressed point; "
+                    "participant keys are P-256");
   }
   key = *std::move(pub);
   if ((flags & EXFLAG_CA) != 0) {
@@ -349,10 +370,14 @@ CertCheck ParticipantVerifier::Check(const std::vector<Bytes>& chain_der,
   core::ClearOpenSslErrors();
 
   auto not_after = Asn1TimeToMs(X509_get0_notAfter(leaf));
+  // The certificate's own SPKI is canonical (checked above); hashing it avoids OpenSSL 3.0's
+  // slow re-encoding in key->Fingerprint() (~130 us).
+  auto fingerprint = SpkiFingerprint(leaf);
+  if (!fingerprint.ok()) return Fail(CertError::kMalformed, "certificate key does not encode");
   CertCheck ok;
-  ok.participant =
-      VerifiedParticipant{name.federation,    name.node_id,      *key,
-                          key->Fingerprint(), std::move(issuer), not_after.ok() ? *not_after : 0};
+  ok.participant = VerifiedParticipant{
+      name.federation,         name.node_id,      *key,
+      *std::move(fingerprint), std::move(issuer), not_after.ok() ? *not_after : 0};
   return ok;
 }
 

@@ -1,5 +1,5 @@
 // PEM and DER encodings of certificates, CSRs and CRLs, and parsing that refuses trailing bytes.
-// Module-internal (includes OpenSSL through core/ossl.h).
+// Module-internal (includes OpenSSL through core/ossl.h). All functions are thread-safe.
 #pragma once
 
 #include <string>

@@ -1,5 +1,5 @@
 // The participant identity URI of PROTOCOL.md section 3: nodelink://<federation>/<node-id>,
-// compared as exact bytes (no URI normalisation).
+// compared as exact bytes (no URI normalisation). Thread-safe.
 #pragma once
 
 #include <optional>

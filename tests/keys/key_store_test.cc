@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <map>
@@ -7,6 +9,7 @@
 
 #include "core/random.h"
 #include "keys/cert_info.h"
+#include "keys/files.h"
 #include "keys/pem.h"
 #include "keys/seal_contexts.h"
 #include "keys/store_sql.h"
@@ -78,8 +81,44 @@ TEST_CASE("a wrong passphrase fails without modifying the file") {
   CHECK(wrong.status().code() == absl::StatusCode::kPermissionDenied);
   CHECK(std::string(wrong.status().message()).find("wrong passphrase") != std::string::npos);
   CHECK(Snapshot(path) == before);
+  CHECK_FALSE(FileExists(path + "-wal"));  // no stray files either
+  CHECK_FALSE(FileExists(path + "-shm"));
   CHECK_FALSE(testing::FileContains(path, AsBytes("wrong horse")));
   CHECK(OpenStore(path, clock)->HasIdentity());
+}
+
+TEST_CASE("a wrong passphrase leaves a crashed writer's WAL alone too") {
+  TempDir dir;
+  core::ManualClock clock;
+  std::string path = dir.File("store.db");
+  CreateStore(path, clock).reset();
+  // A child writes and dies without closing: its frames stay in the WAL.
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto* db = new SQLite::Database(path, SQLite::OPEN_READWRITE);
+    db->exec("INSERT INTO settings VALUES('crashed', x'01')");
+    ::_exit(0);  // no destructor, no checkpoint
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  Snapshot before(path);
+  REQUIRE_FALSE(before.wal.empty());
+  CHECK(KeyStore::Open(path, Pass("wrong"), FastOptions(clock)).status().code() ==
+        absl::StatusCode::kPermissionDenied);
+  CHECK(Snapshot(path) == before);
+  // The right passphrase recovers the committed write.
+  auto store = OpenStore(path, clock);
+  CHECK(
+      store
+          ->WithDatabase([](SQLite::Database& db) {
+            return db.execAndGet("SELECT count(*) FROM settings WHERE key = 'crashed'").getInt() ==
+                           1
+                       ? absl::OkStatus()
+                       : absl::NotFoundError("lost");
+          })
+          .ok());
 }
 
 TEST_CASE("garbage, empty, truncated, foreign and missing files are refused cleanly") {

@@ -3,6 +3,7 @@
 
 #include "context_store_fixture.h"
 #include "core/random.h"
+#include "core/status.h"
 #include "keys/context_store.h"
 #include "keys/fingerprint.h"
 #include "store_test_support.h"
@@ -211,6 +212,37 @@ TEST_CASE("secagg contexts: at most once, one input per context, sealed state an
   CHECK_FALSE(contexts.GetPairwiseKey("res", "ctx-1", "node-b")->has_value());
   // The input is free again once its context is gone.
   CHECK(contexts.Put(reuse, nullptr).ok());
+}
+
+}  // namespace
+}  // namespace nodelink::keys
+
+namespace nodelink::keys {
+namespace {
+
+TEST_CASE(
+    "pin check and first-use record inside the overlay's transaction; rollback records "
+    "nothing") {
+  testing::TempDir dir;
+  core::ManualClock clock;
+  auto store = testing::CreateStore(dir.File("store.db"), clock);
+  core::EcPrivateKey key = testing::NewKey();
+  absl::Status aborted = store->WithTransaction([&](SQLite::Database& db) -> absl::Status {
+    auto verdict = KeyStore::CheckPinIn(db, "node-b", key.PublicKey());
+    if (!verdict.ok()) return verdict.status();
+    CHECK(verdict->kind == PinVerdict::Kind::kFirstUse);
+    NL_RETURN_IF_ERROR(KeyStore::RecordFirstUseIn(db, "node-b", key.PublicKey(), 42));
+    return absl::AbortedError("a later check failed");
+  });
+  CHECK(aborted.code() == absl::StatusCode::kAborted);
+  CHECK(store->CheckPin("node-b", key.PublicKey())->kind == PinVerdict::Kind::kFirstUse);
+  REQUIRE(store
+              ->WithTransaction([&](SQLite::Database& db) {
+                return KeyStore::RecordFirstUseIn(db, "node-b", key.PublicKey(), 42);
+              })
+              .ok());
+  CHECK(store->CheckPin("node-b", key.PublicKey())->kind == PinVerdict::Kind::kAccepted);
+  CHECK((*store->ListTrust())[0].first_seen_ms == 42);
 }
 
 }  // namespace

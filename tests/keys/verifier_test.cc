@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 
 #include <atomic>
@@ -207,6 +208,14 @@ TEST_CASE("key usage, extended key usage, basic constraints and key type are che
   Bytes leaf384 =
       IssueWithProfile(pki.ca, p384.get(), ParticipantProfile("fed", "node-a"), pki.clock);
   CHECK(pki.Check({leaf384}).error == CertError::kWrongKeyType);
+  // P-256, but the certificate carries the point compressed: not the canonical SPKI.
+  core::PkeyPtr compressed(EVP_EC_gen("P-256"));
+  REQUIRE(compressed != nullptr);
+  REQUIRE(EVP_PKEY_set_utf8_string_param(
+              compressed.get(), OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed") == 1);
+  Bytes leaf_compressed =
+      IssueWithProfile(pki.ca, compressed.get(), ParticipantProfile("fed", "node-a"), pki.clock);
+  CHECK(pki.Check({leaf_compressed}).error == CertError::kWrongKeyType);
 
   // A hub certificate presented as a participant certificate.
   auto csr = CreateHubCsr(pki.node, "hub");
