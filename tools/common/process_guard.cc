@@ -1,6 +1,8 @@
 #include "process_guard.h"
 
 #include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -23,6 +25,8 @@ void DisableCoreDumps() {
   rlimit none{0, 0};
   ::setrlimit(RLIMIT_CORE, &none);
 }
+
+void LogToStderr() { spdlog::set_default_logger(spdlog::stderr_color_mt("nodelink")); }
 
 void BlockTerminationSignals() {
   sigset_t set = TerminationSignals();

@@ -8,6 +8,9 @@ namespace nodelink::tools {
 // No core dumps and no ptrace by other users: the process holds keys (STYLE: secrets).
 void DisableCoreDumps();
 
+// Sends spdlog's default logger to stderr: stdout carries results (JSON, sums, stats lines).
+void LogToStderr();
+
 // Blocks SIGTERM, SIGINT and SIGHUP in every thread (call before starting threads) and returns
 // once one arrives, from the calling thread. Signal handlers never run our code.
 int WaitForTerminationSignal();

@@ -85,6 +85,7 @@ absl::Status ApplyConfigFile(const std::string& path, CLI::App& app,
 
 int main(int argc, char** argv) {
   nodelink::tools::DisableCoreDumps();
+  nodelink::tools::LogToStderr();
   nodelink::tools::BlockTerminationSignals();  // before any thread starts
 
   CLI::App app{

@@ -57,6 +57,7 @@ int Report(const absl::StatusOr<nodelink::AggregationResult>& result, bool as_js
 
 int main(int argc, char** argv) {
   nodelink::tools::DisableCoreDumps();
+  nodelink::tools::LogToStderr();
   CLI::App app{
       "nodelink-researcher: runs secure aggregation over parties connected to the hub. The "
       "researcher learns the sum, never a single party's input.\n"
