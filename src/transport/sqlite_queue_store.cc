@@ -119,9 +119,10 @@ absl::Status SqliteQueueStore::Init() {
     db_->exec(options_.synchronous == SqliteSynchronous::kFull ? "PRAGMA synchronous=FULL"
                                                                : "PRAGMA synchronous=NORMAL");
     db_->exec("PRAGMA journal_size_limit=" + std::to_string(options_.journal_size_limit_bytes));
-    // SQLite's automatic checkpoint runs every 1000 pages (4 MiB), i.e. every few 1 MiB bodies,
-    // each with fsyncs; Maintain() checkpoints when idle, so let the WAL grow to 64 MiB first.
-    db_->exec("PRAGMA wal_autocheckpoint=16384");
+    // SQLite's automatic checkpoint runs every 1000 pages, i.e. every few 1 MiB bodies, each
+    // with fsyncs; Maintain() checkpoints every 10 s, so let the WAL grow to 4096 pages (64 MiB
+    // with 16 KiB pages) before SQLite does it on its own.
+    db_->exec("PRAGMA wal_autocheckpoint=4096");
     db_->exec(kSchema);
     {
       SQLite::Statement v(*db_, "SELECT value FROM meta WHERE key = 'schema_version'");
