@@ -134,7 +134,7 @@ class HubClient::Impl::Stream final
     writing_ = false;
     if (ok && !queue_.empty() && holding_) {
       writing_ = true;
-      StartWrite(&queue_.front());
+      WriteFrontLocked();
     }
   }
 
@@ -145,12 +145,18 @@ class HubClient::Impl::Stream final
   void OnDone(const grpc::Status& status) override { owner_->OnStreamDone(this, status); }
 
  private:
+  void WriteFrontLocked() {
+    grpc::WriteOptions options;
+    if (queue_.size() > 1) options.set_buffer_hint();  // a burst: sent together, the last flushes
+    StartWrite(&queue_.front(), options);
+  }
+
   void WriteLocked(v1::ClientFrame frame) {
     if (!holding_) return;  // the call is ending: the hub will get it on the next stream
     queue_.push_back(std::move(frame));
     if (!writing_) {
       writing_ = true;
-      StartWrite(&queue_.front());
+      WriteFrontLocked();
     }
   }
 

@@ -64,13 +64,21 @@ void HubStream::Send(v1::HubFrame frame, FrameKind kind, uint64_t queue_id) {
   queued_bytes_ += bytes;
   if (!writing_) {
     writing_ = true;
-    StartWrite(&queue_.front().frame);
+    WriteFrontLocked();
   }
   if (read_side_closed_ && unanswered_ == 0) {
     FinishLocked(grpc::Status::OK);  // after the frame just queued
     return;
   }
   MaybeStartReadLocked();
+}
+
+void HubStream::WriteFrontLocked() {
+  // More frames queued behind this one: let gRPC buffer it and send them together (the last one
+  // of a burst goes without the hint, which flushes).
+  grpc::WriteOptions options;
+  if (queue_.size() > 1) options.set_buffer_hint();
+  StartWrite(&queue_.front().frame, options);
 }
 
 void HubStream::End(absl::Status status) {
@@ -204,7 +212,7 @@ void HubStream::OnWriteDone(bool ok) {
     // client, the last pushes); Send() queues nothing after it.
     if (ok && !queue_.empty()) {
       writing_ = true;
-      StartWrite(&queue_.front().frame);
+      WriteFrontLocked();
     } else if (finish_requested_ && !finished_) {
       finished_ = true;
       Finish(final_status_);

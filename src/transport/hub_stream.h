@@ -63,6 +63,7 @@ class HubStream final : public grpc::ServerBidiReactor<v1::ClientFrame, v1::HubF
   void FinishOnce(grpc::Status status);
   void FinishLocked(grpc::Status status);
   void MaybeStartReadLocked();
+  void WriteFrontLocked();
   void HandleHello(const v1::Hello& hello);
 
   StreamEnvironment& env_;

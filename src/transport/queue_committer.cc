@@ -90,6 +90,7 @@ void QueueCommitter::Run() {
       }
     }
     RunPass(ops);
+    store_->Maintain();  // rate-limited inside the store; also under constant load
     if (stopping) {
       // Ops posted before Stop() were taken above; Post() drops everything after.
       std::lock_guard lock(mu_);

@@ -166,6 +166,15 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version",
                        std::string("nodelink-hub ") + NODELINK_VERSION + " (protocol nodelink/1)");
   app.require_subcommand(0, 1);
+  app.footer(
+      "Metrics (Prometheus text on --metrics-listen, GET /metrics):\n"
+      "  nodelink_hub_connected_participants, nodelink_hub_envelopes_accepted_total,\n"
+      "  nodelink_hub_envelopes_rejected_total{code}, nodelink_hub_envelopes_delivered_total,\n"
+      "  nodelink_hub_redeliveries_total, nodelink_hub_queued_bytes, nodelink_hub_queued_items,\n"
+      "  nodelink_hub_commits_total, nodelink_hub_commit_appends_total (mean batch), ... (all in\n"
+      "  docs/hub-operations.md).\n"
+      "Signals: SIGTERM/SIGINT stop gracefully (health NOT_SERVING, streams ended, queue\n"
+      "committed, database closed). Exit codes: 0 ok, 1 failed, 2 bad usage.");
   std::string ignored_config;
   app.add_option("--config", ignored_config,
                  "JSON file with any of the keys below (snake_case, e.g. \"tls_cert\"); flags "
