@@ -5,20 +5,20 @@
 
 #include <fstream>
 
-#include "support/temp_dir.h"
+#include "process/temp_dir.h"
 #include "transport/tls_files.h"
 
 namespace nodelink::transport {
 namespace {
 
-std::string WriteJson(const testing::TempDir& dir, const std::string& text) {
+std::string WriteJson(const process::TempDir& dir, const std::string& text) {
   const std::string path = dir.File("hub.json");
   std::ofstream(path) << text;
   return path;
 }
 
 TEST_CASE("hub config: JSON keys override defaults; errors name the key") {
-  testing::TempDir dir;
+  process::TempDir dir;
   HubConfig c;
   REQUIRE(LoadHubConfigJson(WriteJson(dir, R"({"federation": "clinics", "members": ["a", "b"],
       "queue_ttl_ms": 5000, "queue": "memory", "insecure": true, "listen": "127.0.0.1:0",
@@ -49,7 +49,7 @@ TEST_CASE("hub config: JSON keys override defaults; errors name the key") {
 }
 
 TEST_CASE("hub config: TLS files are required unless insecure; enumerations are checked") {
-  testing::TempDir dir;
+  process::TempDir dir;
   HubConfig c;
   c.federation = "fed";
   CHECK(ToServerOptions(c).status().code() == absl::StatusCode::kInvalidArgument);
@@ -67,7 +67,7 @@ TEST_CASE("hub config: TLS files are required unless insecure; enumerations are 
 }
 
 TEST_CASE("CRL directory: garbage is refused") {
-  testing::TempDir dir;
+  process::TempDir dir;
   CHECK(WriteCrlDirectory("not a CRL", dir.File("crl")).code() ==
         absl::StatusCode::kInvalidArgument);
 }

@@ -13,9 +13,9 @@
 #include <thread>
 
 #include "hub_test_util.h"
-#include "support/subprocess.h"
-#include "support/temp_dir.h"
-#include "support/wait_for.h"
+#include "process/subprocess.h"
+#include "process/temp_dir.h"
+#include "process/wait_for.h"
 #include "test_pki.h"
 #include "testdata_path.h"
 #include "transport/library_logs.h"
@@ -30,14 +30,14 @@ constexpr milliseconds kWait{30'000};
 constexpr size_t kUntilEnd = static_cast<size_t>(-1);
 
 testing::TestPki& Pki() {
-  static testing::TempDir dir("nodelink-pki");
+  static process::TempDir dir("nodelink-pki");
   static testing::TestPki pki(dir.path(), "fed");
   return pki;
 }
 
 // A nodelink-hub child process with TLS and a durable queue in `data_dir`.
 struct HubProcess {
-  std::unique_ptr<testing::Subprocess> process;
+  std::unique_ptr<process::Subprocess> process;
   int port = 0;
   int metrics_port = 0;
 
@@ -62,13 +62,13 @@ struct HubProcess {
                                      data_dir + "/port"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     HubProcess h;
-    h.process = testing::Subprocess::Start(argv);
+    h.process = process::Subprocess::Start(argv);
     REQUIRE(h.process != nullptr);
     auto line = h.process->WaitForLine("listening on", kWait);
     REQUIRE_MESSAGE(line.has_value(), "nodelink-hub did not start");
-    h.port = testing::ParseListeningPort(*line).value_or(0);
+    h.port = process::ParseListeningPort(*line).value_or(0);
     REQUIRE(h.port > 0);
-    CHECK(testing::ReadPortFile(data_dir + "/port", kWait) == h.port);
+    CHECK(process::ReadPortFile(data_dir + "/port", kWait) == h.port);
     auto metrics = h.process->WaitForLine("metrics on http://", kWait);
     REQUIRE(metrics.has_value());
     h.metrics_port = std::stoi(metrics->substr(metrics->rfind(':') + 1));
@@ -123,7 +123,7 @@ std::unique_ptr<HubClient> Client(const std::string& target, const std::string& 
 }
 
 TEST_CASE("process: relay between two TLS clients; health SERVING; SIGTERM stops cleanly") {
-  testing::TempDir dir;
+  process::TempDir dir;
   HubProcess hub = HubProcess::Start(dir.path());
   testing::Inbox inbox;
   auto a = Client(hub.target(), "node-a", nullptr);
@@ -143,12 +143,12 @@ TEST_CASE("process: relay between two TLS clients; health SERVING; SIGTERM stops
   CHECK(MetricValue(metrics, "nodelink_hub_envelopes_accepted_total") == 10);
 
   // The standard health check, as an operator runs it (no client certificate needed).
-  auto probe = testing::Subprocess::Start({testing::BinPath("nodelink-hub"), "health", "--target",
+  auto probe = process::Subprocess::Start({testing::BinPath("nodelink-hub"), "health", "--target",
                                            hub.target(), "--ca", Pki().ca_path()});
   REQUIRE(probe != nullptr);
   CHECK(probe->WaitForLine("SERVING", kWait).has_value());
   CHECK(probe->Wait(kWait) == 0);
-  auto probe_hub = testing::Subprocess::Start({testing::BinPath("nodelink-hub"), "health",
+  auto probe_hub = process::Subprocess::Start({testing::BinPath("nodelink-hub"), "health",
                                                "--target", hub.target(), "--ca", Pki().ca_path(),
                                                "--service", "nodelink.v1.Hub"});
   REQUIRE(probe_hub != nullptr);
@@ -158,14 +158,14 @@ TEST_CASE("process: relay between two TLS clients; health SERVING; SIGTERM stops
   CHECK(hub.process->Wait(kWait) == 0);
   CHECK(hub.process->WaitForLine("nodelink-hub: stopped", kWait).has_value());
   auto down =
-      testing::Subprocess::Start({testing::BinPath("nodelink-hub"), "health", "--target",
+      process::Subprocess::Start({testing::BinPath("nodelink-hub"), "health", "--target",
                                   hub.target(), "--ca", Pki().ca_path(), "--timeout-ms", "2000"});
   REQUIRE(down != nullptr);
   CHECK(down->Wait(kWait) == 1);
 }
 
 TEST_CASE("process: impersonation, missing and foreign certificates are refused") {
-  testing::TempDir dir;
+  process::TempDir dir;
   HubProcess hub = HubProcess::Start(dir.path());
   auto a = Client(hub.target(), "node-a", nullptr);
   REQUIRE(a->WaitConnected(kWait));
@@ -182,7 +182,7 @@ TEST_CASE("process: impersonation, missing and foreign certificates are refused"
   CHECK(no_cert.status.error_code() == grpc::StatusCode::UNAUTHENTICATED);
 
   // Another federation: its own CA, its own name.
-  testing::TempDir other_dir;
+  process::TempDir other_dir;
   testing::TestPki other(other_dir.path(), "other-fed");
   TlsMaterial foreign = other.FastParticipant("node-a");
   foreign.ca_pem = anonymous.ca_pem;  // it does trust our hub
@@ -197,7 +197,7 @@ TEST_CASE("process: impersonation, missing and foreign certificates are refused"
 }
 
 TEST_CASE("process: envelopes for an offline participant arrive in order when it connects") {
-  testing::TempDir dir;
+  process::TempDir dir;
   HubProcess hub = HubProcess::Start(dir.path());
   std::vector<std::string> ids;
   {
@@ -218,7 +218,7 @@ TEST_CASE("process: envelopes for an offline participant arrive in order when it
 }
 
 TEST_CASE("process: hub SIGKILL and restart mid-stream lose no accepted envelope") {
-  testing::TempDir dir;
+  process::TempDir dir;
   HubProcess hub = HubProcess::Start(dir.path());
   const int port = hub.port;  // the restart reuses it (SO_REUSEPORT off: nothing else holds it)
   testing::Inbox inbox;
@@ -242,7 +242,7 @@ TEST_CASE("process: hub SIGKILL and restart mid-stream lose no accepted envelope
     }
   });
   // Kill once a part is accepted and delivered, while the rest is still streaming.
-  REQUIRE(testing::WaitFor(
+  REQUIRE(process::WaitFor(
       [&] { return answers.WaitFor(kCount / 4, milliseconds(0)) && sent.load() < kCount; }, kWait,
       milliseconds(1)));
   hub.process->Kill();
@@ -261,7 +261,7 @@ TEST_CASE("process: hub SIGKILL and restart mid-stream lose no accepted envelope
   }
   CHECK(accepted == kCount);  // the client resent everything unanswered; the hub took it all
   // Every accepted envelope reaches the application exactly once after dedup, in send order.
-  REQUIRE(testing::WaitFor(
+  REQUIRE(process::WaitFor(
       [&] {
         std::set<std::string> unique;
         for (const v1::Envelope& e : inbox.received()) unique.insert(e.message_id());
@@ -291,7 +291,7 @@ TEST_CASE("process: hub SIGKILL and restart mid-stream lose no accepted envelope
 }
 
 TEST_CASE("process: queue bounds give QUEUE_FULL and expiry gives EXPIRED to the sender") {
-  testing::TempDir dir;
+  process::TempDir dir;
   // A short TTL swept often: expiry here runs on the hub's real clock (the in-process tests use
   // a ManualClock); the test waits for the notice with a bounded poll, never a fixed sleep.
   HubProcess hub = HubProcess::Start(
@@ -316,7 +316,7 @@ TEST_CASE("process: queue bounds give QUEUE_FULL and expiry gives EXPIRED to the
   auto all = answers.all();
   for (int i = 0; i < 3; ++i) CHECK(all[static_cast<size_t>(i)].second.accepted);
   CHECK(all[3].second.code == v1::QUEUE_FULL);
-  REQUIRE(testing::WaitFor(
+  REQUIRE(process::WaitFor(
       [&] {
         std::lock_guard lock(mu);
         return late.size() >= 3;
@@ -364,13 +364,13 @@ TEST_CASE("process: many participants connected to one hub within bounded memory
   // NODELINK_MANY_PARTICIPANTS is 1,000, and 200 in the sanitizer build (CMake), where each TLS
   // handshake is several times slower. Real mutual TLS, one TCP connection per participant.
   constexpr int kParticipants = NODELINK_MANY_PARTICIPANTS;
-  testing::TempDir dir;
+  process::TempDir dir;
   HubProcess hub = HubProcess::Start(dir.path());
   std::vector<TlsMaterial> material;
   for (int i = 0; i < kParticipants; ++i) {
     material.push_back(Pki().FastParticipant("p" + std::to_string(i)));
   }
-  const long rss_before = testing::ResidentKiB(hub.process->pid()).value_or(0);
+  const long rss_before = process::ResidentKiB(hub.process->pid()).value_or(0);
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   std::vector<std::unique_ptr<v1::Hub::Stub>> stubs;
   std::vector<std::unique_ptr<IdleParticipant>> participants;
@@ -382,11 +382,11 @@ TEST_CASE("process: many participants connected to one hub within bounded memory
     participants.push_back(std::make_unique<IdleParticipant>(
         stubs.back().get(), "p" + std::to_string(i), welcomed, done));
   }
-  const bool all_connected = testing::WaitFor([&] { return welcomed.load() == kParticipants; },
+  const bool all_connected = process::WaitFor([&] { return welcomed.load() == kParticipants; },
                                               milliseconds(240'000), milliseconds(50));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const long rss_after = testing::ResidentKiB(hub.process->pid()).value_or(0);
+  const long rss_after = process::ResidentKiB(hub.process->pid()).value_or(0);
   CHECK(all_connected);
   const std::string metrics = ScrapeMetrics(hub.metrics_port);
   CHECK(MetricValue(metrics, "nodelink_hub_connected_participants") ==
@@ -399,13 +399,13 @@ TEST_CASE("process: many participants connected to one hub within bounded memory
   // here; 4 MiB under ASan, see CMakeLists.txt).
   CHECK(per_connection < NODELINK_RSS_KIB_PER_CONNECTION_BOUND);
   for (auto& p : participants) p->Cancel();
-  CHECK(testing::WaitFor([&] { return done.load() == kParticipants; }, kWait));
+  CHECK(process::WaitFor([&] { return done.load() == kParticipants; }, kWait));
 }
 
 // ---- Measurements (skipped by default) ---------------------------------------------------------
 
 void MeasureThroughput(const std::string& queue, size_t payload, int count, int window) {
-  testing::TempDir dir;
+  process::TempDir dir;
   HubProcess hub = HubProcess::Start(dir.path(), 0, {"--queue", queue, "--log-level", "warn"});
   testing::Inbox inbox;
   auto b = Client(hub.target(), "node-b", &inbox, 256);
@@ -439,7 +439,7 @@ void MeasureThroughput(const std::string& queue, size_t payload, int count, int 
                 << " MB/s; " << commits << " commits, mean batch "
                 << (commits ? static_cast<double>(appends) / static_cast<double>(commits) : 0)
                 << ", max batch " << MetricValue(m, "nodelink_hub_commit_batch_max") << "; hub RSS "
-                << testing::ResidentKiB(hub.process->pid()).value_or(0) / 1024 << " MiB");
+                << process::ResidentKiB(hub.process->pid()).value_or(0) / 1024 << " MiB");
 }
 
 TEST_CASE("measure: relay throughput through a TLS hub" * doctest::skip()) {

@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "hub_test_util.h"
-#include "support/temp_dir.h"
-#include "support/wait_for.h"
+#include "process/temp_dir.h"
+#include "process/wait_for.h"
 #include "test_pki.h"
 #include "transport/library_logs.h"
 #include "transport/probe.h"
@@ -27,12 +27,12 @@ constexpr size_t kUntilEnd = static_cast<size_t>(-1);
 
 // One PKI per test executable (openssl takes a few ms per certificate).
 testing::TestPki& Pki() {
-  static testing::TempDir dir("nodelink-pki");
+  static process::TempDir dir("nodelink-pki");
   static testing::TestPki pki(dir.path(), "fed");
   return pki;
 }
 testing::TestPki& OtherPki() {
-  static testing::TempDir dir("nodelink-pki-other");
+  static process::TempDir dir("nodelink-pki-other");
   static testing::TestPki pki(dir.path(), "fed");  // same name, another CA
   return pki;
 }
@@ -72,7 +72,7 @@ std::unique_ptr<HubClient> StartClient(const HubServer& hub, const std::string& 
 }
 
 TEST_CASE("hub: start-up refuses inconsistent options") {
-  testing::TempDir dir;
+  process::TempDir dir;
   auto refused = [](HubServerOptions o) {
     return HubServer::Start(std::move(o)).status().code() == absl::StatusCode::kInvalidArgument;
   };
@@ -93,14 +93,14 @@ TEST_CASE("hub: start-up refuses inconsistent options") {
   CHECK(refused(TlsOptions("")));  // durable queue without a data directory
   // A second hub on the same port fails: SO_REUSEPORT is off.
   auto first = StartHub(TlsOptions(dir.path()));
-  testing::TempDir dir2;
+  process::TempDir dir2;
   HubServerOptions same = TlsOptions(dir2.path());
   same.listen_address = first->address();
   CHECK_FALSE(HubServer::Start(std::move(same)).ok());
 }
 
 TEST_CASE("hub: TLS relay between two clients, offline delivery in order, metrics") {
-  testing::TempDir dir;
+  process::TempDir dir;
   HubServerOptions o = TlsOptions(dir.path());
   o.metrics_listen = "127.0.0.1:0";
   auto hub = StartHub(std::move(o));
@@ -120,7 +120,7 @@ TEST_CASE("hub: TLS relay between two clients, offline delivery in order, metric
   REQUIRE(inbox_b.WaitFor(20, kWait));
   auto got = inbox_b.received();
   for (size_t i = 0; i < ids.size(); ++i) CHECK(got[i].message_id() == ids[i]);
-  REQUIRE(testing::WaitFor([&] { return hub->counters().queued.items == 0; }, kWait));
+  REQUIRE(process::WaitFor([&] { return hub->counters().queued.items == 0; }, kWait));
   const HubMetricsSnapshot m = hub->counters();
   CHECK(m.accepted == 20);
   CHECK(m.delivered == 20);
@@ -133,7 +133,7 @@ TEST_CASE("hub: TLS relay between two clients, offline delivery in order, metric
 }
 
 TEST_CASE("hub: stream errors follow PROTOCOL 4") {
-  testing::TempDir dir;
+  process::TempDir dir;
   HubServerOptions o = TlsOptions(dir.path());
   o.members = std::vector<std::string>{"node-a", "node-b", "node-c"};
   auto hub = StartHub(std::move(o));
@@ -215,7 +215,7 @@ TEST_CASE("hub: stream errors follow PROTOCOL 4") {
 }
 
 TEST_CASE("hub: a revoked participant certificate is refused (CRL)") {
-  testing::TempDir dir;
+  process::TempDir dir;
   testing::IssuedCert good = Pki().IssueParticipant("node-a");
   testing::IssuedCert revoked = Pki().IssueParticipant("node-b");
   Pki().Revoke(revoked);
@@ -233,7 +233,7 @@ TEST_CASE("hub: a revoked participant certificate is refused (CRL)") {
 }
 
 TEST_CASE("hub: health SERVING and reflection, reachable without a client certificate") {
-  testing::TempDir dir;
+  process::TempDir dir;
   auto hub = StartHub(TlsOptions(dir.path()));
   ProbeOptions probe;
   probe.target = hub->address();
@@ -259,7 +259,7 @@ TEST_CASE("hub: health SERVING and reflection, reachable without a client certif
 }
 
 TEST_CASE("hub: expiry with an injected clock sends Rejected{EXPIRED} to the sender") {
-  testing::TempDir dir;
+  process::TempDir dir;
   core::ManualClock clock;
   HubServerOptions o = TlsOptions(dir.path());
   o.clock = &clock;
@@ -282,7 +282,7 @@ TEST_CASE("hub: expiry with an injected clock sends Rejected{EXPIRED} to the sen
   CHECK(*hub->ExpireNow() == 0);
   clock.Advance(1);
   CHECK(*hub->ExpireNow() == 1);
-  REQUIRE(testing::WaitFor(
+  REQUIRE(process::WaitFor(
       [&] {
         std::lock_guard lock(mu);
         return !late.empty();
@@ -295,7 +295,7 @@ TEST_CASE("hub: expiry with an injected clock sends Rejected{EXPIRED} to the sen
 }
 
 TEST_CASE("hub: queue bounds and sizes reach the sender's waiting call") {
-  testing::TempDir dir;
+  process::TempDir dir;
   HubServerOptions o = TlsOptions(dir.path());
   o.queue_bounds = QueueBounds{3, 0};
   o.max_envelope_bytes = 2048;
@@ -331,7 +331,7 @@ TEST_CASE("hub: queue bounds and sizes reach the sender's waiting call") {
 }
 
 TEST_CASE("hub: a participant that sends but does not read stops being read, then resumes") {
-  testing::TempDir dir;
+  process::TempDir dir;
   HubServerOptions o = TlsOptions(dir.path());
   o.stream_limits = StreamLimits{16, 1 << 20, 16, 1 << 20};
   o.queue = QueueBackend::kMemory;
@@ -351,7 +351,7 @@ TEST_CASE("hub: a participant that sends but does not read stops being read, the
     stream->WritesDone();
   });
   // Nothing is read by the client yet: the hub's answers pile up until it stops reading.
-  REQUIRE(testing::WaitFor([&] { return hub->counters().reads_paused > 0; }, kWait));
+  REQUIRE(process::WaitFor([&] { return hub->counters().reads_paused > 0; }, kWait));
   int accepted = 0;
   v1::HubFrame in;
   while (accepted < kCount && stream->Read(&in)) accepted += in.has_accepted() ? 1 : 0;

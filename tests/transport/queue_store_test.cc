@@ -6,7 +6,7 @@
 #include <future>
 #include <memory>
 
-#include "support/temp_dir.h"
+#include "process/temp_dir.h"
 #include "transport/memory_queue_store.h"
 #include "transport/queue_committer.h"
 #include "transport/sqlite_queue_store.h"
@@ -52,7 +52,7 @@ std::vector<StoreFactory> Factories() {
 TEST_CASE("queue store: FIFO per recipient, fetch after a cursor, byte cap") {
   for (const StoreFactory& f : Factories()) {
     CAPTURE(std::string(f.name));
-    testing::TempDir dir;
+    process::TempDir dir;
     auto s = f.open(dir.path());
     auto r = CommitOk(
         *s, {Req("a", "r", "1"), Req("b", "r", "1"), Req("a", "r", "2"), Req("a", "other", "3")});
@@ -84,7 +84,7 @@ TEST_CASE("queue store: FIFO per recipient, fetch after a cursor, byte cap") {
 TEST_CASE("queue store: dedup within a batch, across batches, and after deletion") {
   for (const StoreFactory& f : Factories()) {
     CAPTURE(std::string(f.name));
-    testing::TempDir dir;
+    process::TempDir dir;
     auto s = f.open(dir.path());
     auto r = CommitOk(*s, {Req("a", "r", "m"), Req("a", "r", "m"), Req("b", "r", "m")});
     CHECK(r[0].outcome == AppendOutcome::kQueued);
@@ -107,7 +107,7 @@ TEST_CASE("queue store: dedup within a batch, across batches, and after deletion
 TEST_CASE("queue store: per-recipient bounds by count and bytes; deletes free room") {
   for (const StoreFactory& f : Factories()) {
     CAPTURE(std::string(f.name));
-    testing::TempDir dir;
+    process::TempDir dir;
     auto s = f.open(dir.path());
     QueueBounds count{2, 0};
     auto r = CommitOk(
@@ -136,7 +136,7 @@ TEST_CASE("queue store: per-recipient bounds by count and bytes; deletes free ro
 TEST_CASE("queue store: expiry queues a notice for the sender; dedup outlives the TTL window") {
   for (const StoreFactory& f : Factories()) {
     CAPTURE(std::string(f.name));
-    testing::TempDir dir;
+    process::TempDir dir;
     auto s = f.open(dir.path());
     auto r = CommitOk(*s, {Req("a", "r", "old", 1000), Req("a", "r", "new", 1400)});
     // Req sets expires_at = now + 500: "old" expires at 1500, "new" at 1900.
@@ -171,7 +171,7 @@ TEST_CASE("queue store: expiry queues a notice for the sender; dedup outlives th
 }
 
 TEST_CASE("sqlite queue store: rows, dedup, usage and increasing ids survive reopening") {
-  testing::TempDir dir;
+  process::TempDir dir;
   const std::string path = dir.File("queue.db");
   uint64_t last_id = 0;
   {
@@ -199,7 +199,7 @@ TEST_CASE("sqlite queue store: rows, dedup, usage and increasing ids survive reo
 }
 
 TEST_CASE("sqlite queue store: a file that is not a database is refused with a status") {
-  testing::TempDir dir;
+  process::TempDir dir;
   {
     std::FILE* f = std::fopen(dir.File("queue.db").c_str(), "w");
     REQUIRE(f != nullptr);
@@ -211,7 +211,7 @@ TEST_CASE("sqlite queue store: a file that is not a database is refused with a s
 }
 
 TEST_CASE("committer: group commit batches appends and reports outcomes after commit") {
-  testing::TempDir dir;
+  process::TempDir dir;
   auto store = SqliteQueueStore::Open({dir.File("queue.db")});
   REQUIRE(store.ok());
   QueueCommitter committer(*std::move(store), CommitterOptions{64, {}, 1000});

@@ -8,7 +8,7 @@
 #include <memory>
 #include <mutex>
 
-#include "support/wait_for.h"
+#include "process/wait_for.h"
 #include "transport/memory_queue_store.h"
 
 namespace nodelink::transport {
@@ -105,7 +105,7 @@ struct Rig {
   std::unique_ptr<Relay> relay;
 };
 
-bool Eventually(const std::function<bool()>& f) { return testing::WaitFor(f, kWait); }
+bool Eventually(const std::function<bool()>& f) { return process::WaitFor(f, kWait); }
 
 TEST_CASE("relay: Welcome, Accepted after commit, push, and delete on Delivered") {
   RelayOptions o;

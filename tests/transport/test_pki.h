@@ -3,11 +3,7 @@
 // nodelink://<fed>/<node>, digitalSignature, clientAuth), deliberately wrong ones for refusal
 // tests, and CRLs. PEM files are written to the directory for the daemon and for
 // `nodelink-hub health`.
-//
-// Two implementations behind this header, chosen by tests/transport/CMakeLists.txt:
-// test_pki_keys.cc uses nodelink::keys (src/keys) when that module is in the tree;
-// test_pki_openssl.cc is the STOPGAP used until then (the openssl command line for the CA, the
-// hub and CRLs, OpenSSL calls for bulk participants). Delete the stopgap once keys is in main.
+// Implemented in test_pki_keys.cc with nodelink::keys (the same code nodelink-keys runs).
 #pragma once
 
 #include <memory>
