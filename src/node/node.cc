@@ -28,6 +28,7 @@
 #include "overlay/channel_manager.h"
 #include "overlay/store_authenticator.h"
 #include "overlay/store_journal.h"
+#include "router/error_reply.h"
 #include "router/router.h"
 #include "secagg/party.h"
 #include "secagg/researcher.h"
@@ -51,12 +52,17 @@ Message MessageOf(const v1::AppMessage& app) {
   return Message{app.type(), app.tag(), app.payload(), app.content_type()};
 }
 
-v1::Inner ErrorInner(const std::string& code, const std::string& detail) {
-  v1::Inner inner;
-  inner.mutable_error_reply()->set_code(code);
-  inner.mutable_error_reply()->set_detail(detail);
-  return inner;
-}
+// The public constants (errors.hpp) are the router's, spelled once more for applications.
+static_assert(std::string_view(kErrorNotAuthorized) == router::error_code::kNotAuthorized);
+static_assert(std::string_view(kErrorBadParties) == router::error_code::kBadParties);
+static_assert(std::string_view(kErrorParamsMismatch) == router::error_code::kParamsMismatch);
+static_assert(std::string_view(kErrorNotAParty) == router::error_code::kNotAParty);
+static_assert(std::string_view(kErrorTimeout) == router::error_code::kTimeout);
+static_assert(std::string_view(kErrorExpired) == router::error_code::kExpired);
+static_assert(std::string_view(kErrorMalformed) == router::error_code::kMalformed);
+static_assert(std::string_view(kErrorUnknownType) == router::error_code::kUnknownType);
+static_assert(std::string_view(kErrorHandlerFailed) == router::error_code::kHandlerFailed);
+static_assert(std::string_view(kErrorUnsupported) == router::error_code::kUnsupported);
 
 uint64_t Ms(std::chrono::milliseconds d) { return static_cast<uint64_t>(std::max<int64_t>(0, d.count())); }
 
@@ -315,7 +321,7 @@ absl::Status Node::Impl::OnApp(router::HandlerContext& ctx) {
   }
   if (!handler) {
     if (ctx.is_request()) {
-      return ctx.Reply(ErrorInner(kErrorUnknownType, "no handler for message type \"" +
+      return ctx.Reply(router::MakeErrorReply(kErrorUnknownType, "no handler for message type \"" +
                                                          app.type() + "\" on " + id_));
     }
     // Parked for Receive; its inbox row stays until the application takes it.
@@ -334,7 +340,7 @@ absl::Status Node::Impl::OnApp(router::HandlerContext& ctx) {
   handled_.fetch_add(1);
   if (!ctx.is_request()) return absl::OkStatus();
   if (!result->has_value()) {
-    return ctx.Reply(ErrorInner(kErrorHandlerFailed,
+    return ctx.Reply(router::MakeErrorReply(kErrorHandlerFailed,
                                 "the handler for \"" + app.type() + "\" gave no reply"));
   }
   return ctx.Reply(AppInner(**result));

@@ -11,25 +11,16 @@
 
 #include "core/bytes.h"
 #include "nodelink/v1/inner.pb.h"
+#include "router/error_reply.h"
 
 namespace nodelink::secagg {
 
 // ErrorReply codes of PROTOCOL.md section 8.
-namespace error_code {
-inline constexpr char kNotAuthorized[] = "NOT_AUTHORIZED";
-inline constexpr char kBadParties[] = "BAD_PARTIES";
-inline constexpr char kParamsMismatch[] = "PARAMS_MISMATCH";
-inline constexpr char kNotAParty[] = "NOT_A_PARTY";
-inline constexpr char kTimeout[] = "TIMEOUT";
-inline constexpr char kExpired[] = "EXPIRED";
-inline constexpr char kMalformed[] = "MALFORMED";
-inline constexpr char kUnsupported[] = "UNSUPPORTED";
-inline constexpr char kHandlerFailed[] = "HANDLER_FAILED";
-}  // namespace error_code
+namespace error_code = router::error_code;
 
 struct Refusal {
-  std::string code;    // one of error_code
-  std::string detail;  // for people
+  std::string_view code;  // one of error_code
+  std::string detail;     // for people
 };
 
 // What a party's configuration says (PROTOCOL.md section 8).

@@ -30,13 +30,6 @@ struct SecaggParty::Context {
 
 namespace {
 
-v1::Inner ErrorInner(const std::string& code, const std::string& detail) {
-  v1::Inner inner;
-  inner.mutable_error_reply()->set_code(code);
-  inner.mutable_error_reply()->set_detail(detail);
-  return inner;
-}
-
 std::string JoinNames(const std::vector<std::string>& names) {
   std::string out;
   for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
@@ -95,7 +88,7 @@ PartyCounters SecaggParty::counters() const {
 // (those held now and those that come later), except when the requester is no researcher of
 // ours (its contexts are not ours to record).
 absl::Status SecaggParty::RefuseContext(router::HandlerContext& ctx, const Key& key,
-                                        const std::string& code, const std::string& detail) {
+                                        std::string_view code, const std::string& detail) {
   if (code != error_code::kNotAuthorized || options_.policy.is_researcher(key.first)) {
     const v1::SecaggSetupRequest& req = ctx.inner().secagg_setup_request();
     keys::SecaggContext record;
@@ -117,7 +110,7 @@ absl::Status SecaggParty::RefuseContext(router::HandlerContext& ctx, const Key& 
   return Refuse(ctx, code, detail);
 }
 
-absl::Status SecaggParty::Refuse(router::HandlerContext& ctx, const std::string& code,
+absl::Status SecaggParty::Refuse(router::HandlerContext& ctx, std::string_view code,
                                  const std::string& detail) {
   {
     std::lock_guard lock(mu_);
@@ -126,7 +119,7 @@ absl::Status SecaggParty::Refuse(router::HandlerContext& ctx, const std::string&
   spdlog::info("secagg: refused {} from {}: {}: {}",
                ctx.inner().has_secagg_setup_request() ? "setup" : "request", ctx.sender(), code,
                detail);
-  return ctx.Reply(ErrorInner(code, detail));
+  return ctx.Reply(router::MakeErrorReply(code, detail));
 }
 
 // ---------------------------------------------------------------- setup (from the researcher)
@@ -144,7 +137,7 @@ absl::Status SecaggParty::OnSetupRequest(router::HandlerContext& ctx) {
   {
     std::lock_guard lock(mu_);
     if (contexts_.count(key) != 0) {
-      return ctx.Reply(ErrorInner(error_code::kNotAuthorized,
+      return ctx.Reply(router::MakeErrorReply(error_code::kNotAuthorized,
                                   "context " + req.context_id() + " was already used; a rerun "
                                   "needs a new context id"));
     }
@@ -312,7 +305,7 @@ void SecaggParty::OnPeerAnswer(const Key& key, const std::string& peer,
 absl::Status SecaggParty::FinishSetup(router::HandlerContext& ctx, const Key& key) {
   std::shared_ptr<Context> context = Lookup(key);
   if (!context) {
-    return ctx.Reply(ErrorInner(error_code::kExpired, "the context expired"));
+    return ctx.Reply(router::MakeErrorReply(error_code::kExpired, "the context expired"));
   }
   std::map<std::string, std::string> failures;
   std::vector<std::string> silent;
@@ -344,7 +337,7 @@ absl::Status SecaggParty::FinishSetup(router::HandlerContext& ctx, const Key& ke
     (void)records_.Update(key.first, key.second, keys::ContextState::kFinished, nullptr,
                           clock_.NowMs());
     spdlog::warn("secagg: context {} failed: {}", key.second, detail);
-    return ctx.Reply(ErrorInner(silent.empty() ? error_code::kHandlerFailed : error_code::kTimeout,
+    return ctx.Reply(router::MakeErrorReply(silent.empty() ? error_code::kHandlerFailed : error_code::kTimeout,
                                 detail));
   }
   v1::Inner reply;
@@ -354,7 +347,7 @@ absl::Status SecaggParty::FinishSetup(router::HandlerContext& ctx, const Key& ke
     std::lock_guard lock(mu_);
     if (context->additive) {
       auto sum = context->additive->HeldSum();
-      if (!sum.ok()) return ctx.Reply(ErrorInner(error_code::kHandlerFailed,
+      if (!sum.ok()) return ctx.Reply(router::MakeErrorReply(error_code::kHandlerFailed,
                                                  std::string(sum.status().message())));
       r->set_elements(ToString(sum->bytes()));
     } else {

@@ -83,9 +83,9 @@ class SecaggParty {
   absl::Status FinishSetup(router::HandlerContext& ctx, const Key& key);
   void OnPeerAnswer(const Key& key, const std::string& peer, const router::RequestOutcome& outcome);
   std::shared_ptr<Context> Lookup(const Key& key);
-  absl::Status Refuse(router::HandlerContext& ctx, const std::string& code,
+  absl::Status Refuse(router::HandlerContext& ctx, std::string_view code,
                       const std::string& detail);
-  absl::Status RefuseContext(router::HandlerContext& ctx, const Key& key, const std::string& code,
+  absl::Status RefuseContext(router::HandlerContext& ctx, const Key& key, std::string_view code,
                              const std::string& detail);
   static std::string EventId(const Key& key);
 

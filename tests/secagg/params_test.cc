@@ -31,7 +31,7 @@ v1::SecaggSetupRequest Request() {
 std::string CodeOf(const v1::SecaggSetupRequest& r, std::string_view requester = "res",
                    PartyPolicy policy = Policy()) {
   auto refusal = CheckSetupRequest(r, requester, policy);
-  return refusal ? refusal->code : "OK";
+  return refusal ? std::string(refusal->code) : "OK";
 }
 
 TEST_CASE("a valid request is accepted") { CHECK(CodeOf(Request()) == "OK"); }
