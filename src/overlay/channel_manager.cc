@@ -212,15 +212,9 @@ void ChannelManager::Drain(const std::string& peer) {
     lock.unlock();
     RunDeferred(deferred);
 
-    v1::Envelope envelope;
-    envelope.set_version(1);
-    envelope.set_federation(identity_.federation);
-    envelope.set_sender(identity_.node_id);
-    envelope.set_recipient(peer);
-    Bytes message_id = core::RandomBytes(16);
-    envelope.set_message_id(ToString(message_id));
     uint64_t sent_at = clock_.NowMs();
-    envelope.set_sent_at_ms(sent_at);
+    v1::Envelope envelope = NewEnvelope(peer, sent_at);
+    Bytes message_id = ToBytes(envelope.message_id());
     v1::Sealed* sealed = envelope.mutable_sealed();
     sealed->set_channel_id(ToString(channel_id));
     sealed->set_salt(ToString(core::RandomBytes(32)));

@@ -172,6 +172,8 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
                          JournalBatch& changes);
   ChannelRow RowOf(const std::string& peer, const Channel& channel) const;
 
+  // An envelope from this participant to `recipient`: version, ids, a fresh message id, `now`.
+  v1::Envelope NewEnvelope(const std::string& recipient, uint64_t now) const;
   void RunDeferred(Deferred& deferred);
   void Count(messages::ReceiveCode code);
   uint64_t ReplayRetentionMs() const;  // TTL + 2 x skew

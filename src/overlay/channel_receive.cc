@@ -170,13 +170,7 @@ void ChannelManager::MaybeSendChannelUnknownLocked(const v1::Envelope& sealed, D
   counters_.channel_unknown_sent += 1;
   deferred.push_back([this, peer = sealed.sender(), channel_id, about = sealed.message_id(),
                       about_seq = sealed.sealed().seq(), now] {
-    v1::Envelope e;
-    e.set_version(1);
-    e.set_federation(identity_.federation);
-    e.set_sender(identity_.node_id);
-    e.set_recipient(peer);
-    e.set_message_id(ToString(core::RandomBytes(16)));
-    e.set_sent_at_ms(now);
+    v1::Envelope e = NewEnvelope(peer, now);
     v1::ChannelUnknown* cu = e.mutable_channel_unknown();
     cu->set_channel_id(ToString(channel_id));
     cu->set_about_message_id(about);

@@ -34,7 +34,43 @@ bool ChainWithinLimits(const google::protobuf::RepeatedPtrField<std::string>& ch
   });
 }
 
+// What check 6 of PROTOCOL 7 establishes for a setup message (request or reply).
+struct SetupProof {
+  std::optional<core::EcPublicKey> ephemeral;
+  std::optional<core::EcPublicKey> identity;
+};
+
+// Check 6 for a setup message: the ephemeral key is a valid P-256 point (MALFORMED); the chain
+// names the sender under the pin policy (BAD_CERTIFICATE, KEY_CHANGED); the signature verifies
+// over `tbs` with the chain's key (BAD_SIGNATURE). Changes no state.
+template <typename Setup>
+ReceiveCode CheckSetupProof(PeerAuthenticator& authenticator, const v1::Envelope& e,
+                            const Setup& body, ByteView tbs, uint64_t now, SetupProof& proof) {
+  auto ephemeral = core::EcPublicKey::FromPoint(AsBytes(body.ephemeral_key()));
+  if (!ephemeral.ok()) return ReceiveCode::kMalformed;
+  if (!ChainWithinLimits(body.cert_chain())) return ReceiveCode::kBadCertificate;
+  ReceiveCode chain = authenticator.CheckChain(ChainOf(body.cert_chain()), e.federation(),
+                                               e.sender(), now, proof.identity);
+  if (chain != ReceiveCode::kOk) return chain;
+  if (!proof.identity->VerifySha256(tbs, AsBytes(body.signature()))) {
+    return ReceiveCode::kBadSignature;
+  }
+  proof.ephemeral = std::move(*ephemeral);
+  return ReceiveCode::kOk;
+}
+
 }  // namespace
+
+v1::Envelope ChannelManager::NewEnvelope(const std::string& recipient, uint64_t now) const {
+  v1::Envelope e;
+  e.set_version(1);
+  e.set_federation(identity_.federation);
+  e.set_sender(identity_.node_id);
+  e.set_recipient(recipient);
+  e.set_message_id(ToString(core::RandomBytes(16)));
+  e.set_sent_at_ms(now);
+  return e;
+}
 
 // Starts a setup with `peer` unless one is pending. The key generation and signature run outside
 // the lock (in `deferred`); the placeholder makes concurrent senders share this one setup.
@@ -50,13 +86,7 @@ void ChannelManager::EnsureSetupLocked(const std::string& peer, PeerState& ps,
   counters_.setups_started += 1;
   deferred.push_back([this, peer, setup_id = ps.pending->setup_id, now] {
     auto ephemeral = core::EcPrivateKey::Generate();
-    v1::Envelope e;
-    e.set_version(1);
-    e.set_federation(identity_.federation);
-    e.set_sender(identity_.node_id);
-    e.set_recipient(peer);
-    e.set_message_id(ToString(core::RandomBytes(16)));
-    e.set_sent_at_ms(now);
+    v1::Envelope e = NewEnvelope(peer, now);
     v1::SetupRequest* r = e.mutable_setup_request();
     r->set_setup_id(ToString(setup_id));
     absl::StatusOr<Bytes> signature = absl::InternalError("ephemeral key generation failed");
@@ -191,37 +221,20 @@ void ChannelManager::OpenSetupRequest(v1::Envelope& e, std::function<void(OpenOu
     }
   }
 
-  // Check 6, outside the lock: the ephemeral key, the chain under the pin policy, the signature.
-  auto e_a = core::EcPublicKey::FromPoint(AsBytes(r.ephemeral_key()));
-  if (!e_a.ok()) {
-    Finish(ReceiveCode::kMalformed, done);
-    return;
-  }
-  std::optional<core::EcPublicKey> identity_key;
-  ReceiveCode chain_code =
-      ChainWithinLimits(r.cert_chain())
-          ? authenticator_.CheckChain(ChainOf(r.cert_chain()), e.federation(), sender, now,
-                                      identity_key)
-          : ReceiveCode::kBadCertificate;
-  if (chain_code != ReceiveCode::kOk) {
-    Finish(chain_code, done);
-    return;
-  }
+  // Check 6, outside the lock.
   Bytes req_tbs = RequestTbsOf(e);
-  if (!identity_key->VerifySha256(req_tbs, AsBytes(r.signature()))) {
-    Finish(ReceiveCode::kBadSignature, done);
+  SetupProof proof;
+  ReceiveCode checked = CheckSetupProof(authenticator_, e, r, req_tbs, now, proof);
+  if (checked != ReceiveCode::kOk) {
+    Finish(checked, done);
     return;
   }
+  const core::EcPublicKey& e_a = *proof.ephemeral;
+  const std::optional<core::EcPublicKey>& identity_key = proof.identity;
 
   // The reply: a fresh ephemeral key, signed over rep_tbs; the secret from both.
   auto b = core::EcPrivateKey::Generate();
-  v1::Envelope reply;
-  reply.set_version(1);
-  reply.set_federation(identity_.federation);
-  reply.set_sender(identity_.node_id);
-  reply.set_recipient(sender);
-  reply.set_message_id(ToString(core::RandomBytes(16)));
-  reply.set_sent_at_ms(now);
+  v1::Envelope reply = NewEnvelope(sender, now);
   v1::SetupReply* rep = reply.mutable_setup_reply();
   rep->set_setup_id(r.setup_id());
   absl::StatusOr<core::SecretBytes> secret = absl::InternalError("key generation failed");
@@ -231,7 +244,7 @@ void ChannelManager::OpenSetupRequest(v1::Envelope& e, std::function<void(OpenOu
     for (const Bytes& cert : identity_.cert_chain_der) rep->add_cert_chain(ToString(cert));
     Bytes rep_tbs = ReplyTbsOf(reply, core::Sha256(req_tbs));
     signature = identity_.key.SignSha256(rep_tbs);
-    secret = DeriveChannelSecret(*b, *e_a, rep_tbs);
+    secret = DeriveChannelSecret(*b, e_a, rep_tbs);
   }
   if (!signature.ok() || !secret.ok()) {
     // Our own failure, not the peer's: nothing to record; the peer's setup times out and retries.
@@ -310,27 +323,15 @@ void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutc
   }
 
   uint64_t now = clock_.NowMs();
-  auto e_b = core::EcPublicKey::FromPoint(AsBytes(r.ephemeral_key()));
-  if (!e_b.ok()) {
-    Finish(ReceiveCode::kMalformed, done);
-    return;
-  }
-  std::optional<core::EcPublicKey> identity_key;
-  ReceiveCode chain_code =
-      ChainWithinLimits(r.cert_chain())
-          ? authenticator_.CheckChain(ChainOf(r.cert_chain()), e.federation(), sender, now,
-                                      identity_key)
-          : ReceiveCode::kBadCertificate;
-  if (chain_code != ReceiveCode::kOk) {
-    Finish(chain_code, done);
-    return;
-  }
   Bytes rep_tbs = ReplyTbsOf(e, request_tbs_hash);
-  if (!identity_key->VerifySha256(rep_tbs, AsBytes(r.signature()))) {
-    Finish(ReceiveCode::kBadSignature, done);
+  SetupProof proof;
+  ReceiveCode checked = CheckSetupProof(authenticator_, e, r, rep_tbs, now, proof);
+  if (checked != ReceiveCode::kOk) {
+    Finish(checked, done);
     return;
   }
-  auto secret = DeriveChannelSecret(*ephemeral, *e_b, rep_tbs);
+  const std::optional<core::EcPublicKey>& identity_key = proof.identity;
+  auto secret = DeriveChannelSecret(*ephemeral, *proof.ephemeral, rep_tbs);
   if (!secret.ok()) {
     Finish(ReceiveCode::kMalformed, done);
     return;

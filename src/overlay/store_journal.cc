@@ -7,22 +7,18 @@
 #include "core/status.h"
 #include "keys/key_store.h"
 #include "keys/seal_contexts.h"
+#include "keys/store_sql.h"
 
 namespace nodelink::overlay {
 
 namespace {
 
-Bytes BlobOf(const SQLite::Column& column) {
-  const auto* data = static_cast<const uint8_t*>(column.getBlob());
-  return Bytes(data, data + column.getBytes());
-}
+// The key store's SQL conveniences: this journal is the store's extension for channel state.
+using keys::BindBlob;
+using keys::BlobOf;
 
 Bytes Unsealed(const core::SecretBytes& s) {
   return Bytes(s.ExposeSecret().begin(), s.ExposeSecret().end());
-}
-
-void BindBlob(SQLite::Statement& st, int index, ByteView b) {
-  st.bind(index, b.data(), static_cast<int>(b.size()));
 }
 
 }  // namespace
