@@ -202,6 +202,9 @@ void ChannelManager::OpenChannelUnknown(v1::Envelope& e, std::function<void(Open
     if (ch != nullptr) key = ch->peer_key;
   }
   // PROTOCOL 6: first look the message up among those sent, and ignore one that names none.
+  // Sent records are written by the group commit: make sure the one named is in the store
+  // (ChannelUnknown is rare; Open never runs on the commit thread).
+  commits_->Flush();
   auto sent = journal_.FindSent(sender, AsBytes(cu.about_message_id()));
   bool names_ours = sent.ok() && sent->has_value() && (*sent)->channel_id == channel_id &&
                     (*sent)->seq == cu.about_seq();
