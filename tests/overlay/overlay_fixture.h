@@ -24,24 +24,13 @@
 #include "overlay/channel_manager.h"
 #include "overlay/store_authenticator.h"
 #include "overlay/store_journal.h"
+#include "process/temp_dir.h"
 
 namespace nodelink::overlay::testing {
 
 inline constexpr char kFederation[] = "fed";
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "nodelink-overlay-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = process::TempDir;
 
 struct TestCa {
   explicit TestCa(core::Clock& clock, const std::string& federation = kFederation)
@@ -304,7 +293,7 @@ class Federation {
  private:
   ChannelManagerOptions options_;
   core::ManualClock clock_;
-  TempDir dir_;
+  TempDir dir_{"nodelink-overlay"};
   TestCa ca_;
   Relay relay_;
   std::map<std::string, std::unique_ptr<TestNode>> nodes_;
