@@ -204,17 +204,31 @@ absl::Status SecaggParty::OnSetupRequest(router::HandlerContext& ctx) {
     context->context_key = std::move(context_key);
   }
   // The shares live in memory only: a restart abandons the context, as it does pending channel
-  // setups; the record keeps the context and the input from being used again.
-  absl::Status recorded = records_.Put(record, nullptr);
-  if (absl::IsAlreadyExists(recorded)) {
-    return Refuse(ctx, error_code::kNotAuthorized,
-                  "context " + req.context_id() + " or this node's input was already used; a "
-                  "rerun needs a new context id and a new input");
-  }
-  NL_RETURN_IF_ERROR(recorded);
+  // setups; the record keeps the context and the input from being used again. Memory first: a
+  // co-party's request that finds the record must also find the context.
   {
     std::lock_guard lock(mu_);
-    contexts_[key] = context;
+    if (!contexts_.emplace(key, context).second) {
+      return ctx.Reply(router::MakeErrorReply(
+          error_code::kNotAuthorized,
+          "context " + req.context_id() + " was already used; a rerun needs a new context id"));
+    }
+  }
+  absl::Status recorded = records_.Put(record, nullptr);
+  if (!recorded.ok()) {
+    {
+      std::lock_guard lock(mu_);
+      contexts_.erase(key);
+    }
+    if (absl::IsAlreadyExists(recorded)) {
+      return Refuse(ctx, error_code::kNotAuthorized,
+                    "context " + req.context_id() + " or this node's input was already used; a "
+                    "rerun needs a new context id and a new input");
+    }
+    return recorded;
+  }
+  {
+    std::lock_guard lock(mu_);
     counters_.contexts_started += 1;
   }
   started_.Post(EventId(key), true);  // releases the co-parties' requests held for it
