@@ -47,7 +47,10 @@ ChannelManager::ChannelManager(LocalIdentity identity, ChannelManagerOptions opt
 }
 
 ChannelManager::~ChannelManager() {
-  commits_.reset();  // commits what is queued and joins before the state goes away
+  // Commits what is queued, while every member is still valid; callbacks that run meanwhile see
+  // stopping_ and start nothing new.
+  stopping_.store(true);
+  commits_->Shutdown();
 }
 
 absl::Status ChannelManager::LoadState() {
@@ -101,14 +104,14 @@ ChannelManager::PeerState& ChannelManager::PeerLocked(const std::string& peer) {
   return *slot;
 }
 
+ChannelManager::PeerState* ChannelManager::FindPeerLocked(const std::string& peer) {
+  auto it = peers_.find(peer);
+  return it == peers_.end() ? nullptr : it->second.get();
+}
+
 void ChannelManager::RunDeferred(Deferred& deferred) {
   for (auto& action : deferred) action();
   deferred.clear();
-}
-
-void ChannelManager::Count(messages::ReceiveCode code) {
-  std::lock_guard lock(mu_);
-  counters_.received[static_cast<size_t>(code)] += 1;
 }
 
 uint64_t ChannelManager::ReplayRetentionMs() const {
@@ -128,7 +131,7 @@ void ChannelManager::Send(const std::string& peer, v1::Inner inner,
     return;
   }
   QueuedSend item{ToBytes(inner.SerializeAsString()), std::move(done),
-                  clock_.NowMs() + options_.setup_timeout_ms};
+                  clock_.NowMs() + options_.setup_timeout_ms, {}};
   {
     std::lock_guard lock(mu_);
     PeerLocked(peer).queue.push_back(std::move(item));
@@ -142,7 +145,7 @@ ChannelManager::Channel* ChannelManager::SendingChannelLocked(PeerState& ps) {
   Channel* confirmed = nullptr;
   Channel* answered = nullptr;
   for (Channel& c : ps.channels) {
-    if (!c.live()) continue;
+    if (!c.live() || !c.sendable) continue;
     Channel*& best = c.confirmed ? confirmed : answered;
     if (best == nullptr || c.order > best->order) best = &c;
   }
@@ -159,9 +162,11 @@ bool ChannelManager::RenewalDueLocked(const std::string& peer, const Channel& ch
 }
 
 void ChannelManager::Drain(const std::string& peer) {
+  if (stopping_.load()) return;
   Deferred deferred;
   std::unique_lock lock(mu_);
-  PeerState& ps = PeerLocked(peer);  // PeerStates are never removed: the reference stays valid
+  // Maintain never prunes a draining peer, so the reference stays valid across the unlocks.
+  PeerState& ps = PeerLocked(peer);
   if (ps.draining) return;  // the thread draining will take what was just queued
   ps.draining = true;
   while (!ps.queue.empty() && !failed_.load()) {
@@ -171,7 +176,13 @@ void ChannelManager::Drain(const std::string& peer) {
       EnsureSetupLocked(peer, ps, deferred);
       break;  // the setup's completion drains again
     }
-    if (ch->renew_requested || ps.renew_wanted || RenewalDueLocked(peer, *ch, now)) {
+    // Renewal age is that of the newest live channel (answered ones included): once either side
+    // renewed, the other does not renew again on the old channel's age.
+    const Channel* newest = ch;
+    for (const Channel& c : ps.channels) {
+      if (c.live() && c.order > newest->order) newest = &c;
+    }
+    if (ch->renew_requested || ps.renew_wanted || RenewalDueLocked(peer, *newest, now)) {
       if (!ps.pending) counters_.renewals += 1;
       ch->renew_requested = false;
       ps.renew_wanted = false;
@@ -232,6 +243,7 @@ void ChannelManager::Drain(const std::string& peer) {
     // PROTOCOL 6, "Lost channels": keep what was sent, sealed under the store key, for resending
     // after a ChannelUnknown. Written with the next group commit; not on the send's path.
     JournalBatch sent;
+    if (!item.resend_of.empty()) sent.mark_resent.push_back({peer, item.resend_of});
     sent.put_sent.push_back(
         SentRow{peer, message_id, channel_id, seq, sent_at, std::move(item.inner), false});
     commits_->Enqueue(std::move(sent));
@@ -352,13 +364,16 @@ void ChannelManager::Maintain() {
         return drop;
       });
       ps.channels.erase(dropped, ps.channels.end());
-      for (auto it = ps.channel_unknown_sent_ms.begin(); it != ps.channel_unknown_sent_ms.end();) {
-        if (now - it->second >= options_.channel_unknown_interval_ms) {
-          it = ps.channel_unknown_sent_ms.erase(it);
-        } else {
-          ++it;
-        }
-      }
+    }
+    // Peers with nothing left (a sender that never set up a channel, a peer whose tombstones
+    // expired) are forgotten, so that made-up sender names cannot grow memory.
+    for (auto it = peers_.begin(); it != peers_.end();) {
+      it = it->second->Idle() ? peers_.erase(it) : std::next(it);
+    }
+    for (auto it = channel_unknown_sent_.begin(); it != channel_unknown_sent_.end();) {
+      it = now - it->second >= options_.channel_unknown_interval_ms
+               ? channel_unknown_sent_.erase(it)
+               : std::next(it);
     }
     uint64_t retention = ReplayRetentionMs();
     if (now > retention) {
@@ -376,14 +391,15 @@ void ChannelManager::Maintain() {
     uint64_t sent_retention = options_.queue_ttl_ms + options_.max_skew_ms;
     if (now > sent_retention) changes.prune_sent_before_ms = now - sent_retention;
     changes.prune_answered_before_ms = now;
+    commits_->Enqueue(std::move(changes));  // under the lock: in order with other snapshots
   }
-  commits_->Enqueue(std::move(changes));
   RunDeferred(deferred);
 }
 
 void ChannelManager::SetQueueTtl(uint64_t ttl_ms) {
+  constexpr uint64_t kMinTtlMs = 60'000, kMaxTtlMs = 7ull * 24 * 3'600'000;
   std::lock_guard lock(mu_);
-  if (ttl_ms > 0) options_.queue_ttl_ms = ttl_ms;
+  options_.queue_ttl_ms = std::clamp(ttl_ms, kMinTtlMs, kMaxTtlMs);
 }
 
 // ---------------------------------------------------------------- inbox, answered log

@@ -114,7 +114,8 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   // requests left in the store by nodelink-keys.
   void Maintain();
 
-  // The hub's queue time to live, from its Welcome.
+  // The hub's queue time to live, from its Welcome. Clamped to [1 minute, 7 days]: it drives the
+  // freshness check and every retention, and the hub is not trusted with those.
   void SetQueueTtl(uint64_t ttl_ms);
 
   // The answered log (PROTOCOL 6): replies kept per (peer, request id) until `expires_ms`, so that
@@ -151,6 +152,9 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   void Finish(messages::ReceiveCode code, std::function<void(OpenOutcome)>& done,
               JournalBatch changes = {}, std::optional<InboxMessage> message = std::nullopt,
               std::function<void()> also = nullptr);
+  void FinishLocked(messages::ReceiveCode code, std::function<void(OpenOutcome)>& done,
+                    JournalBatch changes = {}, std::optional<InboxMessage> message = std::nullopt,
+                    std::function<void()> also = nullptr);
   void OpenSealed(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
   void OpenChannelUnknown(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
   void MaybeSendChannelUnknownLocked(const v1::Envelope& sealed, Deferred& deferred);
@@ -175,7 +179,6 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   // An envelope from this participant to `recipient`: version, ids, a fresh message id, `now`.
   v1::Envelope NewEnvelope(const std::string& recipient, uint64_t now) const;
   void RunDeferred(Deferred& deferred);
-  void Count(messages::ReceiveCode code);
   uint64_t ReplayRetentionMs() const;  // TTL + 2 x skew
 
   LocalIdentity identity_;
@@ -186,9 +189,13 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   ChannelJournal& journal_;
   std::function<void(absl::Status)> on_fatal_;
   std::unique_ptr<CommitQueue> commits_;
+  std::atomic<bool> stopping_{false};
 
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<PeerState>> peers_;
+  // ChannelUnknown sent per (peer, channel id), for the once-a-minute rate; kept a minute.
+  std::map<std::pair<std::string, Bytes>, uint64_t> channel_unknown_sent_;
+  static constexpr size_t kChannelUnknownBudget = 1000;  // per minute, across all peers
   std::map<std::pair<std::string, Bytes>, uint64_t> setup_log_;  // (sender, message id) -> seen
   std::map<std::pair<std::string, Bytes>, Bytes> stored_replies_;  // answered SetupRequests
   uint64_t next_channel_order_ = 1;
@@ -197,7 +204,10 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   ChannelCounters counters_;
   std::atomic<bool> failed_{false};
 
+  // The peer's state, created if absent (send paths and verified setups only).
   PeerState& PeerLocked(const std::string& peer);
+  // The peer's state or null: receive paths create nothing for an unauthenticated sender.
+  PeerState* FindPeerLocked(const std::string& peer);
 };
 
 }  // namespace nodelink::overlay

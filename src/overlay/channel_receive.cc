@@ -15,7 +15,7 @@ namespace nodelink::overlay {
 using messages::ReceiveCode;
 
 void ChannelManager::Open(v1::Envelope envelope, std::function<void(OpenOutcome)> done) {
-  if (failed_.load()) return;  // fail-stop: nothing more is acknowledged (see Create)
+  if (failed_.load() || stopping_.load()) return;  // fail-stop: nothing more is acknowledged
   ReceiveCode code = CheckHeader(envelope, clock_.NowMs());
   if (code != ReceiveCode::kOk) {
     Finish(code, done);
@@ -51,18 +51,26 @@ ReceiveCode ChannelManager::CheckHeader(const v1::Envelope& e, uint64_t now) con
     ttl = options_.queue_ttl_ms;
     skew = options_.max_skew_ms;
   }
-  if (e.sent_at_ms() > now + skew) return ReceiveCode::kStale;        // from the future
-  if (e.sent_at_ms() + ttl + skew < now) return ReceiveCode::kStale;  // older than the hub keeps
+  if (e.sent_at_ms() > now + skew) return ReceiveCode::kStale;  // from the future
+  if (now > ttl + skew && e.sent_at_ms() < now - ttl - skew) return ReceiveCode::kStale;  // too old
   return ReceiveCode::kOk;
 }
 
-// Every outcome, refusals included, goes through the commit queue: outcomes of one sender then
-// complete in the order its envelopes were opened, and none is acknowledged before the state
-// change that records it is durable.
 void ChannelManager::Finish(ReceiveCode code, std::function<void(OpenOutcome)>& done,
                             JournalBatch changes, std::optional<InboxMessage> message,
                             std::function<void()> also) {
-  Count(code);
+  std::lock_guard lock(mu_);
+  FinishLocked(code, done, std::move(changes), std::move(message), std::move(also));
+}
+
+// Every outcome, refusals included, goes through the commit queue: the outcomes of one sender
+// then complete in the order its envelopes were opened, and none is acknowledged before the state
+// change that records it is durable. Called with mu_ held, so that changes reach the queue in
+// the order the state they record was made (a later snapshot never lands before an earlier one).
+void ChannelManager::FinishLocked(ReceiveCode code, std::function<void(OpenOutcome)>& done,
+                                  JournalBatch changes, std::optional<InboxMessage> message,
+                                  std::function<void()> also) {
+  counters_.received[static_cast<size_t>(code)] += 1;
   commits_->Enqueue(std::move(changes), [done = std::move(done), code,
                                          message = std::move(message),
                                          also = std::move(also)]() mutable {
@@ -80,8 +88,8 @@ void ChannelManager::OpenSealed(v1::Envelope& e, std::function<void(OpenOutcome)
   {
     Deferred deferred;
     std::unique_lock lock(mu_);
-    PeerState& ps = PeerLocked(sender);
-    Channel* ch = ps.Find(channel_id);
+    PeerState* ps = FindPeerLocked(sender);
+    Channel* ch = ps != nullptr ? ps->Find(channel_id) : nullptr;
     ReceiveCode refused = ReceiveCode::kOk;
     if (ch != nullptr) {  // check 5: the replay window, kept in tombstones too
       ReplayWindow::Verdict verdict = ch->window.Check(seq);
@@ -93,9 +101,9 @@ void ChannelManager::OpenSealed(v1::Envelope& e, std::function<void(OpenOutcome)
       MaybeSendChannelUnknownLocked(e, deferred);
     }
     if (refused != ReceiveCode::kOk) {
+      FinishLocked(refused, done);
       lock.unlock();
       RunDeferred(deferred);
-      Finish(refused, done);
       return;
     }
     secret = ch->secret->Clone();
@@ -112,64 +120,61 @@ void ChannelManager::OpenSealed(v1::Envelope& e, std::function<void(OpenOutcome)
   }
 
   uint64_t now = clock_.NowMs();
-  JournalBatch changes;
-  InboxMessage message;
-  ReceiveCode late = ReceiveCode::kOk;
-  {
-    std::lock_guard lock(mu_);
-    PeerState& ps = PeerLocked(sender);
-    Channel* ch = ps.Find(channel_id);
-    // The router opens one sender's envelopes one at a time, so nothing marked this number
-    // meanwhile; but maintenance may have erased the channel.
-    if (ch == nullptr || !ch->live()) {
-      late = ReceiveCode::kUnknownChannel;
-    } else if (ch->window.Check(seq) != ReplayWindow::Verdict::kNew) {
-      late = ReceiveCode::kDuplicate;
-    } else {
-      ch->window.Mark(seq);
-      ch->confirmed = true;
-      counters_.messages_opened += 1;
-      changes.windows[{sender, channel_id}] =
-          JournalBatch::Window{ch->window.highest(), ch->window.SerializeBitmap(), true};
-      // PROTOCOL 5: an older channel stays open for receiving until a message from the peer has
-      // been opened on a newer one (by per-pair order nothing older follows it).
-      uint64_t order = ch->order;
-      for (Channel& other : ps.channels) {
-        if (other.live() && other.order < order) EraseSecretLocked(sender, other, now, changes);
-      }
-      message.inbox_id = next_inbox_id_++;
-      message.sender = sender;
-      message.message_id = ToBytes(e.message_id());
-      message.sent_at_ms = e.sent_at_ms();
-      message.received_ms = now;
-      message.inner = std::move(opened.inner);
-      // PROTOCOL 6: the number is marked and the inner message stored in one transaction.
-      changes.put_inbox.push_back(InboxRow{message.inbox_id, sender, message.message_id, now,
-                                           std::move(opened.inner_bytes)});
-    }
-  }
-  if (late != ReceiveCode::kOk) {
-    Finish(late, done);
+  std::lock_guard lock(mu_);
+  PeerState* ps = FindPeerLocked(sender);
+  Channel* ch = ps != nullptr ? ps->Find(channel_id) : nullptr;
+  // The router opens one sender's envelopes one at a time, so nothing marked this number
+  // meanwhile; but maintenance may have erased the channel.
+  if (ch == nullptr || !ch->live()) {
+    FinishLocked(ReceiveCode::kUnknownChannel, done);
     return;
   }
-  Finish(ReceiveCode::kOk, done, std::move(changes), std::move(message));
+  if (ch->window.Check(seq) != ReplayWindow::Verdict::kNew) {
+    FinishLocked(ReceiveCode::kDuplicate, done);
+    return;
+  }
+  ch->window.Mark(seq);
+  ch->confirmed = true;
+  counters_.messages_opened += 1;
+  JournalBatch changes;
+  changes.windows[{sender, channel_id}] =
+      JournalBatch::Window{ch->window.highest(), ch->window.SerializeBitmap(), true};
+  // PROTOCOL 5: an older channel stays open for receiving until a message from the peer has been
+  // opened on a newer one (by per-pair order nothing older follows it).
+  uint64_t order = ch->order;
+  for (Channel& other : ps->channels) {
+    if (other.live() && other.order < order) EraseSecretLocked(sender, other, now, changes);
+  }
+  InboxMessage message;
+  message.inbox_id = next_inbox_id_++;
+  message.sender = sender;
+  message.message_id = ToBytes(e.message_id());
+  message.sent_at_ms = e.sent_at_ms();
+  message.received_ms = now;
+  message.inner = std::move(opened.inner);
+  // PROTOCOL 6: the number is marked and the inner message stored in one transaction.
+  changes.put_inbox.push_back(InboxRow{message.inbox_id, sender, message.message_id, now,
+                                       std::move(opened.inner_bytes)});
+  FinishLocked(ReceiveCode::kOk, done, std::move(changes), std::move(message));
 }
 
 // PROTOCOL 6: sent back for a Sealed on a channel this node neither holds nor keeps a tombstone
-// for, or an unmarked number on a tombstone; at most once per (peer, channel id) per minute.
+// for, or an unmarked number on a tombstone; at most once per (peer, channel id) per minute. The
+// check comes before any authentication (the channel is unknown), so a hub could name endless
+// made-up channels: a budget across all peers bounds the signatures that costs.
 void ChannelManager::MaybeSendChannelUnknownLocked(const v1::Envelope& sealed, Deferred& deferred) {
-  PeerState& ps = PeerLocked(sealed.sender());
-  Bytes channel_id = ToBytes(sealed.sealed().channel_id());
   uint64_t now = clock_.NowMs();
-  auto it = ps.channel_unknown_sent_ms.find(channel_id);
-  if (it != ps.channel_unknown_sent_ms.end() &&
+  std::pair<std::string, Bytes> key{sealed.sender(), ToBytes(sealed.sealed().channel_id())};
+  auto it = channel_unknown_sent_.find(key);
+  if (it != channel_unknown_sent_.end() &&
       now - it->second < options_.channel_unknown_interval_ms) {
     return;
   }
-  ps.channel_unknown_sent_ms[channel_id] = now;
+  if (channel_unknown_sent_.size() >= kChannelUnknownBudget) return;  // counted as refused only
+  channel_unknown_sent_[key] = now;
   counters_.channel_unknown_sent += 1;
-  deferred.push_back([this, peer = sealed.sender(), channel_id, about = sealed.message_id(),
-                      about_seq = sealed.sealed().seq(), now] {
+  deferred.push_back([this, peer = key.first, channel_id = key.second,
+                      about = sealed.message_id(), about_seq = sealed.sealed().seq(), now] {
     v1::Envelope e = NewEnvelope(peer, now);
     v1::ChannelUnknown* cu = e.mutable_channel_unknown();
     cu->set_channel_id(ToString(channel_id));
@@ -192,14 +197,19 @@ void ChannelManager::OpenChannelUnknown(v1::Envelope& e, std::function<void(Open
   const Bytes channel_id = ToBytes(cu.channel_id());
   std::optional<core::EcPublicKey> key;
   {
-    std::unique_lock lock(mu_);
+    std::lock_guard lock(mu_);
     if (setup_log_.count(log_key) != 0) {  // check 5
-      lock.unlock();
-      Finish(ReceiveCode::kDuplicate, done);
+      FinishLocked(ReceiveCode::kDuplicate, done);
       return;
     }
-    Channel* ch = PeerLocked(sender).Find(channel_id);
+    PeerState* ps = FindPeerLocked(sender);
+    Channel* ch = ps != nullptr ? ps->Find(channel_id) : nullptr;
     if (ch != nullptr) key = ch->peer_key;
+    if (!key) {  // no channel of ours: nothing we could have sent on it
+      counters_.channel_unknown_ignored += 1;
+      FinishLocked(ReceiveCode::kOk, done);
+      return;
+    }
   }
   // PROTOCOL 6: first look the message up among those sent, and ignore one that names none.
   // Sent records are written by the group commit: make sure the one named is in the store
@@ -208,12 +218,10 @@ void ChannelManager::OpenChannelUnknown(v1::Envelope& e, std::function<void(Open
   auto sent = journal_.FindSent(sender, AsBytes(cu.about_message_id()));
   bool names_ours = sent.ok() && sent->has_value() && (*sent)->channel_id == channel_id &&
                     (*sent)->seq == cu.about_seq();
-  if (!names_ours || !key) {
-    {
-      std::lock_guard lock(mu_);
-      counters_.channel_unknown_ignored += 1;
-    }
-    Finish(ReceiveCode::kOk, done);
+  if (!names_ours) {
+    std::lock_guard lock(mu_);
+    counters_.channel_unknown_ignored += 1;
+    FinishLocked(ReceiveCode::kOk, done);
     return;
   }
   // Then verify it with the identity key that authenticated that channel's setup.
@@ -225,14 +233,16 @@ void ChannelManager::OpenChannelUnknown(v1::Envelope& e, std::function<void(Open
     return;
   }
   // Messages sent on that channel from the reported one on were not opened by the peer (by
-  // per-pair order, those before it were): resend those, once each, under new message ids.
+  // per-pair order, those before it were): resend those, once each, under new message ids. They
+  // stay resendable until sealed again (marked then, in Drain) and for as long as the protocol
+  // keeps sent messages (TTL + skew after their first sending).
   auto lost = journal_.SentOnChannel(sender, channel_id, cu.about_seq());
-  JournalBatch changes;
   Deferred deferred;
   uint64_t now = clock_.NowMs();
   {
     std::lock_guard lock(mu_);
     setup_log_[log_key] = now;
+    JournalBatch changes;
     changes.put_setup_log.push_back(SetupLogRow{sender, log_key.second, now, {}});
     counters_.channel_unknown_acted += 1;
     PeerState& ps = PeerLocked(sender);
@@ -244,16 +254,15 @@ void ChannelManager::OpenChannelUnknown(v1::Envelope& e, std::function<void(Open
     if (lost.ok()) {
       // Front of the queue, in their original order: they are older than anything queued.
       for (auto it = lost->rbegin(); it != lost->rend(); ++it) {
-        ps.queue.push_front(QueuedSend{std::move(it->inner), nullptr,
-                                       now + options_.setup_timeout_ms});
-        changes.mark_resent.push_back({sender, it->message_id});
+        uint64_t keep_until = it->sent_at_ms + options_.queue_ttl_ms + options_.max_skew_ms;
+        ps.queue.push_front(QueuedSend{std::move(it->inner), nullptr, keep_until, it->message_id});
         counters_.messages_resent += 1;
       }
     }
+    FinishLocked(ReceiveCode::kOk, done, std::move(changes), std::nullopt,
+                 [this, sender] { Drain(sender); });
   }
   RunDeferred(deferred);
-  Finish(ReceiveCode::kOk, done, std::move(changes), std::nullopt,
-         [this, sender] { Drain(sender); });
 }
 
 }  // namespace nodelink::overlay

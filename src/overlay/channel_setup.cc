@@ -181,13 +181,14 @@ void ChannelManager::OpenSetupRequest(v1::Envelope& e, std::function<void(OpenOu
   const uint64_t now = clock_.NowMs();
   const bool i_am_smaller = messages::IdLess(identity_.node_id, sender);
 
-  // Check 5 and the rules that need no cryptography.
+  // Check 5 and the rules that need no cryptography. No state is created for the sender yet: a
+  // hub can name any sender, and nothing is kept for one until its setup verified.
   {
     std::unique_lock lock(mu_);
-    auto stored = stored_replies_.find(log_key);
     if (setup_log_.count(log_key) != 0) {
       // A duplicate of a request already answered gets the stored reply again.
       std::function<void()> resend;
+      auto stored = stored_replies_.find(log_key);
       if (stored != stored_replies_.end()) {
         v1::Envelope reply;
         if (reply.ParseFromString(ToString(stored->second))) {
@@ -196,28 +197,22 @@ void ChannelManager::OpenSetupRequest(v1::Envelope& e, std::function<void(OpenOu
           };
         }
       }
-      lock.unlock();
-      Finish(ReceiveCode::kDuplicate, done, {}, std::nullopt, std::move(resend));
+      FinishLocked(ReceiveCode::kDuplicate, done, {}, std::nullopt, std::move(resend));
       return;
     }
-    PeerState& ps = PeerLocked(sender);
-    ReceiveCode refused = ReceiveCode::kOk;
-    if (ps.Find(setup_id) != nullptr) {
-      refused = ReceiveCode::kDuplicate;  // a channel (or tombstone) with this id exists
-    } else if (ps.answered_any && now - ps.last_answer_ms < options_.setup_answer_interval_ms &&
-               std::count_if(ps.channels.begin(), ps.channels.end(),
-                             [](const Channel& c) { return c.live(); }) >= 2) {
-      refused = ReceiveCode::kRateLimited;
-    } else if (ps.pending && now < ps.pending->expires_ms && i_am_smaller) {
-      counters_.simultaneous_ignored += 1;  // the smaller side ignores the loser's request
-      lock.unlock();
-      Finish(ReceiveCode::kOk, done);
-      return;
-    }
-    if (refused != ReceiveCode::kOk) {
-      lock.unlock();
-      Finish(refused, done);
-      return;
+    if (PeerState* ps = FindPeerLocked(sender)) {
+      if (ps->Find(setup_id) != nullptr) {
+        // A channel (or tombstone) with this id exists.
+        FinishLocked(ReceiveCode::kDuplicate, done);
+        return;
+      }
+      // PROTOCOL 5: beyond two live channels, one answered setup per peer per 10 seconds.
+      if (ps->answered_any && now - ps->last_answer_ms < options_.setup_answer_interval_ms &&
+          std::count_if(ps->channels.begin(), ps->channels.end(),
+                        [](const Channel& c) { return c.live(); }) >= 2) {
+        FinishLocked(ReceiveCode::kRateLimited, done);
+        return;
+      }
     }
   }
 
@@ -230,7 +225,22 @@ void ChannelManager::OpenSetupRequest(v1::Envelope& e, std::function<void(OpenOu
     return;
   }
   const core::EcPublicKey& e_a = *proof.ephemeral;
-  const std::optional<core::EcPublicKey>& identity_key = proof.identity;
+  const core::EcPublicKey& identity_key = *proof.identity;
+
+  // Simultaneous setups (PROTOCOL 5): the smaller side ignores the loser's request. It is
+  // recorded once verified, so that a replay of it later cannot create an orphan channel.
+  {
+    std::lock_guard lock(mu_);
+    PeerState* ps = FindPeerLocked(sender);
+    if (i_am_smaller && ps != nullptr && ps->pending && now < ps->pending->expires_ms) {
+      counters_.simultaneous_ignored += 1;
+      setup_log_[log_key] = now;
+      JournalBatch changes;
+      changes.put_setup_log.push_back(SetupLogRow{sender, log_key.second, now, {}});
+      FinishLocked(ReceiveCode::kOk, done, std::move(changes));
+      return;
+    }
+  }
 
   // The reply: a fresh ephemeral key, signed over rep_tbs; the secret from both.
   auto b = core::EcPrivateKey::Generate();
@@ -246,59 +256,67 @@ void ChannelManager::OpenSetupRequest(v1::Envelope& e, std::function<void(OpenOu
     signature = identity_.key.SignSha256(rep_tbs);
     secret = DeriveChannelSecret(*b, e_a, rep_tbs);
   }
+  b = absl::InternalError("erased");  // the ephemeral private key is not needed any more
   if (!signature.ok() || !secret.ok()) {
     // Our own failure, not the peer's: nothing to record; the peer's setup times out and retries.
     Finish(ReceiveCode::kOk, done);
     return;
   }
   rep->set_signature(ToString(*signature));
-  b = absl::InternalError("erased");  // the ephemeral private key is not needed any more
+  authenticator_.RecordAccepted(sender, identity_key);  // TOFU: the key verified
 
-  JournalBatch changes;
-  {
-    std::unique_lock lock(mu_);
-    PeerState& ps = PeerLocked(sender);
-    if (setup_log_.count(log_key) != 0 || ps.Find(setup_id) != nullptr) {
-      lock.unlock();
-      Finish(ReceiveCode::kDuplicate, done);
+  std::lock_guard lock(mu_);
+  if (setup_log_.count(log_key) != 0) {
+    FinishLocked(ReceiveCode::kDuplicate, done);
+    return;
+  }
+  PeerState& ps = PeerLocked(sender);
+  if (ps.Find(setup_id) != nullptr) {
+    FinishLocked(ReceiveCode::kDuplicate, done);
+    return;
+  }
+  if (ps.pending && now < ps.pending->expires_ms) {
+    if (i_am_smaller) {  // our own setup started meanwhile
+      counters_.simultaneous_ignored += 1;
+      FinishLocked(ReceiveCode::kOk, done);
       return;
     }
-    if (ps.pending && clock_.NowMs() < ps.pending->expires_ms) {
-      if (i_am_smaller) {
-        counters_.simultaneous_ignored += 1;
-        lock.unlock();
-        Finish(ReceiveCode::kOk, done);
-        return;
-      }
-      // The larger side answers the winner's request and abandons its own; its queued sends go
-      // out on the channel being answered.
-      ps.pending.reset();
-      counters_.simultaneous_abandoned += 1;
-    }
-    Channel channel;
-    channel.id = setup_id;
-    channel.secret = std::move(*secret);
-    channel.initiator = false;
-    channel.peer_key = *identity_key;
-    channel.peer_key_spki = identity_key->SpkiDer();
-    channel.created_ms = now;
-    channel.window = ReplayWindow(options_.window_size);
-    AddChannelLocked(sender, ps, std::move(channel), changes);
-    std::string reply_bytes = reply.SerializeAsString();
-    setup_log_[log_key] = now;
-    stored_replies_[log_key] = ToBytes(reply_bytes);
-    changes.put_setup_log.push_back(SetupLogRow{sender, log_key.second, now, ToBytes(reply_bytes)});
-    ps.answered_any = true;
-    ps.last_answer_ms = now;
-    counters_.setups_answered += 1;
+    // The larger side answers the winner's request and abandons its own; its queued sends go
+    // out on the channel being answered.
+    ps.pending.reset();
+    counters_.simultaneous_abandoned += 1;
   }
-  authenticator_.RecordAccepted(sender, *identity_key);
-  // Once the channel is durable: the reply leaves first, then whatever waited for the channel.
-  Finish(ReceiveCode::kOk, done, std::move(changes), std::nullopt,
-         [this, sender, reply = std::move(reply)]() mutable {
-           sink_.Send(std::move(reply), [](HubAnswer) {});
-           Drain(sender);
-         });
+  Channel channel;
+  channel.id = setup_id;
+  channel.secret = std::move(*secret);
+  channel.initiator = false;
+  channel.peer_key = identity_key;
+  channel.peer_key_spki = identity_key.SpkiDer();
+  channel.created_ms = now;
+  channel.window = ReplayWindow(options_.window_size);
+  // Nothing may be sealed on it before the reply has left: the initiator opens it only once it
+  // has the reply, and by per-pair order the reply must come first.
+  channel.sendable = false;
+  JournalBatch changes;
+  AddChannelLocked(sender, ps, std::move(channel), changes);
+  std::string reply_bytes = reply.SerializeAsString();
+  setup_log_[log_key] = now;
+  stored_replies_[log_key] = ToBytes(reply_bytes);
+  changes.put_setup_log.push_back(SetupLogRow{sender, log_key.second, now, ToBytes(reply_bytes)});
+  ps.answered_any = true;
+  ps.last_answer_ms = now;
+  counters_.setups_answered += 1;
+  // Once the channel is durable: the reply leaves first, then the channel becomes usable and
+  // whatever waited for it goes out.
+  FinishLocked(ReceiveCode::kOk, done, std::move(changes), std::nullopt,
+               [this, sender, setup_id, reply = std::move(reply)]() mutable {
+                 sink_.Send(std::move(reply), [](HubAnswer) {});
+                 {
+                   std::lock_guard relock(mu_);
+                   if (Channel* c = PeerLocked(sender).Find(setup_id)) c->sendable = true;
+                 }
+                 Drain(sender);
+               });
 }
 
 void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutcome)>& done) {
@@ -308,18 +326,17 @@ void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutc
   std::shared_ptr<const core::EcPrivateKey> ephemeral;
   Bytes request_tbs_hash;
   {
-    std::unique_lock lock(mu_);
-    PeerState& ps = PeerLocked(sender);
+    std::lock_guard lock(mu_);
+    PeerState* ps = FindPeerLocked(sender);
     // Check 5: a reply matches a pending request only from that request's recipient and with its
     // setup id; rep_tbs is built from the pending request's own values.
-    if (!ps.pending || ps.pending->setup_id != setup_id || !ps.pending->ephemeral ||
-        clock_.NowMs() >= ps.pending->expires_ms) {
-      lock.unlock();
-      Finish(ReceiveCode::kUnmatchedReply, done);
+    if (ps == nullptr || !ps->pending || ps->pending->setup_id != setup_id ||
+        !ps->pending->ephemeral || clock_.NowMs() >= ps->pending->expires_ms) {
+      FinishLocked(ReceiveCode::kUnmatchedReply, done);
       return;
     }
-    ephemeral = ps.pending->ephemeral;
-    request_tbs_hash = ps.pending->request_tbs_hash;
+    ephemeral = ps->pending->ephemeral;
+    request_tbs_hash = ps->pending->request_tbs_hash;
   }
 
   uint64_t now = clock_.NowMs();
@@ -330,39 +347,36 @@ void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutc
     Finish(checked, done);
     return;
   }
-  const std::optional<core::EcPublicKey>& identity_key = proof.identity;
+  const core::EcPublicKey& identity_key = *proof.identity;
   auto secret = DeriveChannelSecret(*ephemeral, *proof.ephemeral, rep_tbs);
+  ephemeral.reset();
   if (!secret.ok()) {
     Finish(ReceiveCode::kMalformed, done);
     return;
   }
+  authenticator_.RecordAccepted(sender, identity_key);  // TOFU: the key verified
 
-  JournalBatch changes;
-  {
-    std::unique_lock lock(mu_);
-    PeerState& ps = PeerLocked(sender);
-    if (!ps.pending || ps.pending->setup_id != setup_id) {  // abandoned meanwhile
-      lock.unlock();
-      Finish(ReceiveCode::kUnmatchedReply, done);
-      return;
-    }
-    ps.pending.reset();  // drops our reference to the ephemeral key
-    Channel channel;
-    channel.id = setup_id;
-    channel.secret = std::move(*secret);
-    channel.initiator = true;
-    channel.confirmed = true;  // initiated and completed: the peer holds it
-    channel.peer_key = *identity_key;
-    channel.peer_key_spki = identity_key->SpkiDer();
-    channel.created_ms = now;
-    channel.window = ReplayWindow(options_.window_size);
-    AddChannelLocked(sender, ps, std::move(channel), changes);
-    counters_.setups_completed += 1;
+  std::lock_guard lock(mu_);
+  PeerState& ps = PeerLocked(sender);
+  if (!ps.pending || ps.pending->setup_id != setup_id) {  // abandoned meanwhile
+    FinishLocked(ReceiveCode::kUnmatchedReply, done);
+    return;
   }
-  ephemeral.reset();
-  authenticator_.RecordAccepted(sender, *identity_key);
-  Finish(ReceiveCode::kOk, done, std::move(changes), std::nullopt,
-         [this, sender] { Drain(sender); });
+  ps.pending.reset();  // drops the last reference to the ephemeral key
+  Channel channel;
+  channel.id = setup_id;
+  channel.secret = std::move(*secret);
+  channel.initiator = true;
+  channel.confirmed = true;  // initiated and completed: the peer holds it
+  channel.peer_key = identity_key;
+  channel.peer_key_spki = identity_key.SpkiDer();
+  channel.created_ms = now;
+  channel.window = ReplayWindow(options_.window_size);
+  JournalBatch changes;
+  AddChannelLocked(sender, ps, std::move(channel), changes);
+  counters_.setups_completed += 1;
+  FinishLocked(ReceiveCode::kOk, done, std::move(changes), std::nullopt,
+               [this, sender] { Drain(sender); });
 }
 
 }  // namespace nodelink::overlay

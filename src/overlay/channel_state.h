@@ -34,6 +34,9 @@ struct ChannelManager::Channel {
   bool reservation_in_flight = false;
   ReplayWindow window;
   bool renew_requested = false;
+  // False for a channel this node answered until its SetupReply has been handed to the hub:
+  // nothing sealed on it may overtake the reply (PROTOCOL 4 per-pair order).
+  bool sendable = true;
 
   bool live() const { return secret.has_value(); }
 };
@@ -49,7 +52,8 @@ struct ChannelManager::PendingSetup {
 struct ChannelManager::QueuedSend {
   Bytes inner;
   std::function<void(absl::Status)> done;  // null for resends after ChannelUnknown
-  uint64_t deadline_ms = 0;  // fails if no channel is up by then (setup_timeout_ms)
+  uint64_t deadline_ms = 0;  // fails if no channel is up by then
+  Bytes resend_of;           // a resend: the message id it repeats (marked resent when sealed)
 };
 
 struct ChannelManager::PeerState {
@@ -60,7 +64,9 @@ struct ChannelManager::PeerState {
   uint64_t last_answer_ms = 0;    // last SetupRequest answered (rate limit)
   bool answered_any = false;
   bool renew_wanted = false;
-  std::map<Bytes, uint64_t> channel_unknown_sent_ms;
+
+  // Nothing worth keeping: no channel, no setup, no queued send (pruned by Maintain).
+  bool Idle() const { return channels.empty() && !pending && queue.empty() && !draining; }
 
   Channel* Find(ByteView channel_id) {
     for (Channel& c : channels) {

@@ -7,19 +7,21 @@ namespace nodelink::overlay {
 CommitQueue::CommitQueue(ChannelJournal& journal, std::function<void(absl::Status)> on_failure)
     : journal_(journal), on_failure_(std::move(on_failure)), thread_([this] { Run(); }) {}
 
-CommitQueue::~CommitQueue() {
+CommitQueue::~CommitQueue() { Shutdown(); }
+
+void CommitQueue::Shutdown() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
   wake_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 void CommitQueue::Enqueue(JournalBatch changes, std::function<void()> then) {
   {
     std::lock_guard lock(mu_);
-    if (failed_) return;
+    if (failed_ || exited_) return;
     queue_.push_back(Item{std::move(changes), std::move(then)});
     ++enqueued_;
   }
@@ -29,7 +31,7 @@ void CommitQueue::Enqueue(JournalBatch changes, std::function<void()> then) {
 void CommitQueue::Flush() {
   std::unique_lock lock(mu_);
   uint64_t target = enqueued_;
-  done_.wait(lock, [&] { return finished_ >= target || failed_; });
+  done_.wait(lock, [&] { return finished_ >= target || failed_ || exited_; });
 }
 
 CommitQueue::Stats CommitQueue::stats() const {
@@ -42,7 +44,11 @@ void CommitQueue::Run() {
   while (true) {
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) {
-      if (stopping_) return;
+      if (stopping_) {
+        exited_ = true;
+        done_.notify_all();
+        return;
+      }
       continue;
     }
     std::deque<Item> items;

@@ -26,7 +26,11 @@ class CommitQueue {
   // `on_failure` runs once, on the commit thread, if a commit fails; the queue then stops
   // (fail-stop: acknowledging what was not recorded would lose messages) and drops later work.
   CommitQueue(ChannelJournal& journal, std::function<void(absl::Status)> on_failure);
-  ~CommitQueue();  // commits what is queued, then joins
+  ~CommitQueue();  // Shutdown()
+
+  // Commits what is queued (running its `then`), then stops the thread; later Enqueue calls are
+  // dropped. Idempotent. Not from a `then`.
+  void Shutdown();
 
   // Queues `changes`; `then` (optional) runs on the commit thread once they are durable. Items
   // commit, and their `then` run, in the order they were enqueued. Thread-safe.
@@ -53,6 +57,7 @@ class CommitQueue {
   uint64_t enqueued_ = 0;
   uint64_t finished_ = 0;
   bool stopping_ = false;
+  bool exited_ = false;  // the thread returned: Enqueue drops, Flush returns
   bool failed_ = false;
   Stats stats_;
   std::thread thread_;

@@ -8,7 +8,8 @@ namespace nodelink::overlay {
 
 ReplayWindow::ReplayWindow(uint64_t size) {
   size = std::max<uint64_t>(size, 1024);
-  bits_.assign((size + 63) / 64, 0);
+  // PROTOCOL 6: `size` numbers below the highest, plus the highest itself.
+  bits_.assign((size + 1 + 63) / 64, 0);
 }
 
 bool ReplayWindow::Bit(uint64_t offset) const {
@@ -69,12 +70,16 @@ absl::StatusOr<ReplayWindow> ReplayWindow::Restore(uint64_t highest, ByteView bi
                                                    uint64_t size) {
   ReplayWindow w(size);
   if (bitmap.empty() && highest == 0) return w;
-  if (bitmap.size() != w.bits_.size() * 8) {
-    return absl::DataLossError("stored anti-replay window has the wrong size");
+  if (bitmap.empty() || bitmap.size() % 8 != 0) {
+    return absl::DataLossError("stored anti-replay window is not a whole number of words");
   }
+  const size_t stored_words = bitmap.size() / 8;
   for (size_t i = 0; i < w.bits_.size(); ++i) {
-    uint64_t word = 0;
-    for (size_t j = 0; j < 8; ++j) word = (word << 8) | bitmap[i * 8 + j];
+    uint64_t word = ~uint64_t{0};  // beyond what was stored: counted as seen
+    if (i < stored_words) {
+      word = 0;
+      for (size_t j = 0; j < 8; ++j) word = (word << 8) | bitmap[i * 8 + j];
+    }
     w.bits_[i] = word;
   }
   w.highest_ = highest;

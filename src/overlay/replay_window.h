@@ -19,8 +19,8 @@ class ReplayWindow {
     kTooOld,     // below the window (PROTOCOL 7 check 5: STALE)
   };
 
-  // `size` numbers (at least 1024, rounded up to a multiple of 64). Not thread-safe: the channel
-  // manager serializes access per channel.
+  // Tracks the highest number and at least `size` numbers below it (size >= 1024; the bitmap is
+  // rounded up to whole 64-bit words). Not thread-safe: the channel manager serializes access.
   explicit ReplayWindow(uint64_t size = 1024);
 
   Verdict Check(uint64_t seq) const;
@@ -28,12 +28,15 @@ class ReplayWindow {
   void Mark(uint64_t seq);
 
   uint64_t highest() const { return highest_; }
+  // Numbers tracked, the highest included.
   uint64_t size() const { return bits_.size() * 64; }
 
   // The bitmap as bytes, for the store (with highest() in its own column).
   Bytes SerializeBitmap() const;
-  // Rebuilds a window; a bitmap of another size (from a store written with another window size)
-  // is refused.
+  // Rebuilds a window. A bitmap of another size (the node's max_in_flight changed) is resized: a
+  // larger window counts the numbers it never tracked as seen (refusing them is safe; accepting
+  // them could accept a replay), a smaller one drops the oldest. DataLoss if the bitmap is not
+  // whole 64-bit words.
   static absl::StatusOr<ReplayWindow> Restore(uint64_t highest, ByteView bitmap, uint64_t size);
 
  private:

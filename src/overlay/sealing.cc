@@ -41,9 +41,11 @@ absl::StatusOr<Bytes> EncryptSealedPlaintext(const SealedHeader& header,
 absl::StatusOr<Bytes> SealInner(const SealedHeader& header, const core::SecretBytes& channel_secret,
                                 const core::EcPrivateKey& sender_identity, ByteView inner) {
   Bytes aad = AadOf(header);
-  NL_ASSIGN_OR_RETURN(Bytes sig,
-                      sender_identity.SignSha256(messages::InnerSignatureInput(aad, inner)));
-  Bytes plain = messages::SealedPlaintext(inner, sig);
+  Bytes signed_input = messages::InnerSignatureInput(aad, inner);  // holds a copy of inner
+  absl::StatusOr<Bytes> sig = sender_identity.SignSha256(signed_input);
+  core::WipeBytes(signed_input);
+  if (!sig.ok()) return sig.status();
+  Bytes plain = messages::SealedPlaintext(inner, *sig);
   NL_ASSIGN_OR_RETURN(core::SecretBytes key, MessageKey(header, channel_secret));
   auto ciphertext = core::ChaCha20Poly1305Seal(key, header.nonce, aad, plain);
   core::WipeBytes(plain);  // the inner content may be a secret share
@@ -80,13 +82,17 @@ OpenedInner OpenSealedCiphertext(const SealedHeader& header, ByteView ciphertext
   result.inner_bytes.assign(inner.begin(), inner.end());
   result.signature.assign(sig.begin(), sig.end());
   core::WipeBytes(*plain);
-  if (!sender_identity.VerifySha256(messages::InnerSignatureInput(aad, result.inner_bytes),
-                                    result.signature)) {  // check 10
+  Bytes signed_input = messages::InnerSignatureInput(aad, result.inner_bytes);
+  bool signature_ok = sender_identity.VerifySha256(signed_input, result.signature);  // check 10
+  core::WipeBytes(signed_input);
+  if (!signature_ok) {
     core::WipeBytes(result.inner_bytes);
     result.code = ReceiveCode::kBadSignature;
     return result;
   }
   if (!ParseKnownInner(result.inner_bytes, result.inner)) {  // check 11
+    core::WipeBytes(result.inner_bytes);
+    result.inner.Clear();
     result.code = ReceiveCode::kUnknownType;
     return result;
   }
