@@ -88,7 +88,9 @@ struct NodeOptions {
   uint32_t max_in_flight = 256;  // envelopes the hub may push before our receipts
   size_t workers = 4;            // handler threads
   uint64_t setup_timeout_ms = 30'000;     // a message waits this long for a channel
-  uint64_t handler_deadline_ms = 30'000;  // a handler's time to answer
+  // A handler's time at most; a request's own deadline (set by its sender) ends it sooner. Long
+  // enough for a secure-aggregation party to wait for its co-parties.
+  uint64_t handler_deadline_ms = 300'000;
   uint32_t reconnect_max_backoff_ms = 5'000;
 
   // Secure aggregation, party side (PROTOCOL.md section 8). Researchers and co-parties come from

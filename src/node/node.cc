@@ -14,6 +14,7 @@
 
 #include "core/clock.h"
 #include "core/encoding.h"
+#include "core/hkdf.h"
 #include "core/status.h"
 #include "keys/context_store.h"
 #include "keys/files.h"
@@ -193,6 +194,14 @@ absl::Status Node::Impl::Start() {
   overlay::ChannelManagerOptions channel_options;
   channel_options.setup_timeout_ms = options_.setup_timeout_ms;
   channel_options.window_size = std::max<uint64_t>(1024, options_.max_in_flight);
+  // The key of the secagg input digests: derived from the identity key, so no other node (and no
+  // reader of the store file without its passphrase) can test guesses of this node's input.
+  core::SecretBytes input_digest_key;
+  {
+    NL_ASSIGN_OR_RETURN(core::SecretBytes scalar, identity.key.ExportScalar());
+    NL_ASSIGN_OR_RETURN(input_digest_key,
+                        core::HkdfSha256(scalar, {}, AsBytes("nodelink secagg input digest"), 32));
+  }
   overlay::LocalIdentity local{identity.federation, identity.node_id, std::move(identity.key),
                                identity.cert_chain_der};
   NL_ASSIGN_OR_RETURN(channels_,
@@ -219,7 +228,11 @@ absl::Status Node::Impl::Start() {
                                       }));
 
   contexts_ = std::make_unique<keys::ContextStore>(*store_);
+  if (options_.min_parties < 2) {
+    return absl::InvalidArgumentError("min_parties must be at least 2 (PROTOCOL.md section 8)");
+  }
   secagg::PartyOptions party_options;
+  party_options.input_digest_key = std::move(input_digest_key);
   party_options.policy.self = id_;
   party_options.policy.min_parties = options_.min_parties;
   party_options.policy.is_researcher = [this](std::string_view id) {
@@ -236,8 +249,8 @@ absl::Status Node::Impl::Start() {
                                     info.element_count, info.parties});
     };
   }
-  party_ = std::make_unique<secagg::SecaggParty>(party_options, *router_, *contexts_, clock_,
-                                                 std::move(input));
+  party_ = std::make_unique<secagg::SecaggParty>(std::move(party_options), *router_, *contexts_,
+                                                 clock_, std::move(input));
   party_->Register();
   router_->SetHandler(v1::Inner::kApp, [this](router::HandlerContext& ctx) { return OnApp(ctx); });
   router_->Start();
@@ -273,6 +286,7 @@ void Node::Impl::Maintain() {
     if (auto welcome = hub_->welcome(); welcome && welcome->queue_ttl_ms() != ttl_seen) {
       ttl_seen = welcome->queue_ttl_ms();
       channels_->SetQueueTtl(ttl_seen);
+      party_->SetMaxEnvelopeBytes(welcome->max_envelope_bytes());
     }
     channels_->Maintain();
     party_->Sweep();

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/encoding.h"
+#include "core/hmac.h"
 #include "messages/canonical.h"
 #include "messages/names.h"
 #include "secagg/ring.h"
@@ -39,9 +41,12 @@ std::optional<Refusal> CheckSetupRequest(const v1::SecaggSetupRequest& r,
   if (std::find(parties.begin(), parties.end(), requester) != parties.end()) {
     return Refusal{error_code::kBadParties, "parties include the requester"};
   }
-  if (static_cast<uint32_t>(parties.size()) < policy.min_parties) {
+  // Never fewer than 2, whatever the configuration says: with one party its reply would be its
+  // input.
+  uint32_t min_parties = std::max<uint32_t>(2, policy.min_parties);
+  if (static_cast<uint32_t>(parties.size()) < min_parties) {
     return Refusal{error_code::kBadParties,
-                   "fewer than " + std::to_string(policy.min_parties) + " parties"};
+                   "fewer than " + std::to_string(min_parties) + " parties"};
   }
   for (const std::string& party : parties) {
     if (party == policy.self) continue;
@@ -65,6 +70,21 @@ std::optional<Refusal> CheckSetupRequest(const v1::SecaggSetupRequest& r,
     }
   }
   return std::nullopt;
+}
+
+Bytes InputDigestOf(const core::SecretBytes& key, const std::vector<std::string>& values) {
+  Bytes canonical;
+  for (const std::string& v : values) {
+    std::string_view digits = v;
+    bool negative = !digits.empty() && digits[0] == '-';
+    if (negative) digits.remove_prefix(1);
+    while (digits.size() > 1 && digits[0] == '0') digits.remove_prefix(1);
+    if (digits == "0") negative = false;
+    core::AppendLp(canonical, (negative ? "-" : "") + std::string(digits));
+  }
+  core::Sha256Digest mac = core::HmacSha256(key, canonical);
+  core::WipeBytes(canonical);
+  return Bytes(mac.begin(), mac.end());
 }
 
 Bytes ParamsDigestOf(std::string_view researcher, const v1::SecaggSetupRequest& r) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/bytes.h"
+#include "core/secret_bytes.h"
 #include "nodelink/v1/inner.pb.h"
 #include "router/error_reply.h"
 
@@ -44,6 +45,11 @@ std::optional<Refusal> CheckSetupRequest(const v1::SecaggSetupRequest& request,
 // params_digest = SHA-256("nodelink/1 secagg-params" || lp(researcher) || lp(context_id) ||
 // u32be(scheme) || u32be(modulus_bits) || u32be(element_count) || u32be(n) || lp(party_1) ...).
 Bytes ParamsDigestOf(std::string_view researcher, const v1::SecaggSetupRequest& request);
+
+// Identifies an input for "one input per context" (PROTOCOL.md section 8): a keyed hash (HMAC
+// under a key only this node has) of the values as canonical decimal integers, so the same input
+// is recognized at any modulus and cannot be brute-forced from the store file.
+Bytes InputDigestOf(const core::SecretBytes& key, const std::vector<std::string>& values);
 
 // The byte length of an ADDITIVE_SHARING vector: element_count * modulus_bits / 8.
 uint64_t ElementsBytes(const v1::SecaggSetupRequest& request);

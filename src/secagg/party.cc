@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <utility>
 
-#include "core/sha256.h"
 #include "core/status.h"
 #include "secagg/pairwise.h"
 
@@ -63,6 +62,11 @@ void SecaggParty::Register() {
                      [this](router::HandlerContext& ctx) { return OnPeerRequest(ctx); });
   router_.SetHandler(v1::Inner::kAdditiveSharingRequest,
                      [this](router::HandlerContext& ctx) { return OnPeerRequest(ctx); });
+}
+
+void SecaggParty::SetMaxEnvelopeBytes(uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  if (bytes > 0) options_.policy.max_envelope_bytes = bytes;
 }
 
 void SecaggParty::Sweep() {
@@ -130,7 +134,12 @@ absl::Status SecaggParty::OnSetupRequest(router::HandlerContext& ctx) {
   const Key key{researcher, req.context_id()};
   const uint64_t now = clock_.NowMs();
 
-  if (auto refusal = CheckSetupRequest(req, researcher, options_.policy)) {
+  PartyPolicy policy;
+  {
+    std::lock_guard lock(mu_);
+    policy = options_.policy;
+  }
+  if (auto refusal = CheckSetupRequest(req, researcher, policy)) {
     return RefuseContext(ctx, key, refusal->code, refusal->detail);
   }
   // A party accepts each context at most once.
@@ -176,9 +185,11 @@ absl::Status SecaggParty::OnSetupRequest(router::HandlerContext& ctx) {
     }
     auto values = input_(context->info);
     if (!values.ok()) {
+      // The provider's message stays in the local log: it may name files or values.
+      spdlog::warn("secagg: no input for context {}: {}", req.context_id(),
+                   std::string(values.status().message()));
       return RefuseContext(ctx, key, error_code::kHandlerFailed,
-                           "this node's input is not available: " +
-                               std::string(values.status().message()));
+                           "this node's input is not available (see the node's log)");
     }
     if (values->size() != req.element_count()) {
       return RefuseContext(ctx, key, error_code::kParamsMismatch,
@@ -194,7 +205,7 @@ absl::Status SecaggParty::OnSetupRequest(router::HandlerContext& ctx) {
     }
     // One input contributes to at most one context: sums over different party sets would reveal
     // differences (PROTOCOL.md section 8). The store refuses a second context with this digest.
-    record.input_digest = core::Sha256Bytes(secret->bytes());
+    record.input_digest = InputDigestOf(options_.input_digest_key, *values);
     NL_ASSIGN_OR_RETURN(AdditiveParty party,
                         AdditiveParty::Create(*secret, context->info.parties, options_.policy.self));
     context->additive = std::move(party);
@@ -221,9 +232,9 @@ absl::Status SecaggParty::OnSetupRequest(router::HandlerContext& ctx) {
       contexts_.erase(key);
     }
     if (absl::IsAlreadyExists(recorded)) {
-      return Refuse(ctx, error_code::kNotAuthorized,
-                    "context " + req.context_id() + " or this node's input was already used; a "
-                    "rerun needs a new context id and a new input");
+      return RefuseContext(ctx, key, error_code::kNotAuthorized,
+                           "context " + req.context_id() + " or this node's input was already "
+                           "used; a rerun needs a new context id and a new input");
     }
     return recorded;
   }
@@ -347,6 +358,7 @@ absl::Status SecaggParty::FinishSetup(router::HandlerContext& ctx, const Key& ke
     {
       std::lock_guard lock(mu_);
       counters_.contexts_failed += 1;
+      context->context_key.reset();  // the context is over: erase its private key
     }
     (void)records_.Update(key.first, key.second, keys::ContextState::kFinished, nullptr,
                           clock_.NowMs());

@@ -43,6 +43,7 @@ using InputProvider = std::function<absl::StatusOr<std::vector<std::string>>(con
 
 struct PartyOptions {
   PartyPolicy policy;                     // self, min_parties, researchers, co-parties
+  core::SecretBytes input_digest_key;     // keys InputDigestOf (params.h); derive, never store
   uint64_t context_ttl_ms = 3'600'000;    // contexts expire (and stop serving) after this
   uint64_t peer_margin_ms = 1'000;        // pulls end this long before the researcher's deadline
 };
@@ -70,6 +71,8 @@ class SecaggParty {
   void Register();
   // Forgets contexts past their time to live; a timer calls it (tests after moving the clock).
   void Sweep();
+  // The hub's max_envelope_bytes, from its Welcome: bounds the vectors a context may ask for.
+  void SetMaxEnvelopeBytes(uint64_t bytes);
 
   PartyCounters counters() const;
 

@@ -2,10 +2,10 @@
 
 #include <openssl/bn.h>
 
-#include <cctype>
 
 #include "core/ossl.h"
 #include "core/random.h"
+#include "core/secret_bytes.h"
 #include "core/status.h"
 
 namespace nodelink::secagg {
@@ -51,17 +51,21 @@ absl::StatusOr<RingVector> RingVector::FromDecimal(uint32_t modulus_bits,
     std::string_view text = values[i];
     bool negative = !text.empty() && text[0] == '-';
     std::string digits(negative ? text.substr(1) : text);
+    // Errors name the element's position, never its value: the value is a party's secret and
+    // the message may reach the researcher.
     if (digits.empty() || digits.size() > 1300 ||
         !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return absl::InvalidArgumentError("\"" + values[i] + "\" is not a decimal integer");
+      return absl::InvalidArgumentError("element " + std::to_string(i + 1) +
+                                        " is not a decimal integer");
     }
     BIGNUM* raw = nullptr;
     if (BN_dec2bn(&raw, digits.c_str()) == 0) {
-      return absl::InvalidArgumentError("\"" + values[i] + "\" is not a decimal integer");
+      return absl::InvalidArgumentError("element " + std::to_string(i + 1) +
+                                        " is not a decimal integer");
     }
     core::BnPtr bn(raw);
     if (BN_num_bits(bn.get()) > static_cast<int>(modulus_bits)) {
-      return absl::InvalidArgumentError("\"" + values[i] + "\" does not fit in " +
+      return absl::InvalidArgumentError("element " + std::to_string(i + 1) + " does not fit in " +
                                         std::to_string(modulus_bits) + " bits");
     }
     uint8_t* element = v.data_.data() + i * width;
@@ -75,6 +79,8 @@ absl::StatusOr<RingVector> RingVector::FromDecimal(uint32_t modulus_bits,
   }
   return v;
 }
+
+RingVector::~RingVector() { core::WipeBytes(data_); }
 
 void RingVector::AddInPlace(const RingVector& other) {
   if (other.bits_ != bits_ || other.count_ != count_) core::Die("RingVector: shape mismatch");
@@ -113,38 +119,6 @@ std::string RingVector::ElementDecimal(size_t i) const {
   if (text == nullptr) core::Die("RingVector: decimal conversion failed");
   std::string out(text);
   OPENSSL_free(text);
-  return out;
-}
-
-absl::StatusOr<std::vector<std::string>> ParseIntegerList(std::string_view text) {
-  std::vector<std::string> out;
-  std::string token;
-  bool comment = false;
-  auto flush = [&]() -> absl::Status {
-    if (token.empty()) return absl::OkStatus();
-    bool ok = token != "-" &&
-              std::all_of(token.begin() + (token[0] == '-' ? 1 : 0), token.end(),
-                          [](char c) { return c >= '0' && c <= '9'; });
-    if (!ok) return absl::InvalidArgumentError("\"" + token + "\" is not a decimal integer");
-    out.push_back(std::move(token));
-    token.clear();
-    return absl::OkStatus();
-  };
-  for (char c : text) {
-    if (comment) {
-      if (c == '\n') comment = false;
-      continue;
-    }
-    if (c == '#') {
-      NL_RETURN_IF_ERROR(flush());
-      comment = true;
-    } else if (std::isspace(static_cast<unsigned char>(c)) || c == ',') {
-      NL_RETURN_IF_ERROR(flush());
-    } else {
-      token.push_back(c);
-    }
-  }
-  NL_RETURN_IF_ERROR(flush());
   return out;
 }
 

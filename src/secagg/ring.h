@@ -29,7 +29,8 @@ class RingVector {
   // Uniform in Z_(2^k)^n from the CSPRNG (2^k is a power of 256: uniform bytes are uniform).
   static RingVector Random(uint32_t modulus_bits, size_t element_count);
   // From decimal integers (an optional leading '-' means the additive inverse mod 2^k).
-  // InvalidArgument on a non-integer or on |value| >= 2^k.
+  // InvalidArgument on a non-integer or on |value| >= 2^k; the message names the element's
+  // position, never its value.
   static absl::StatusOr<RingVector> FromDecimal(uint32_t modulus_bits,
                                                 const std::vector<std::string>& values);
 
@@ -44,14 +45,17 @@ class RingVector {
   std::string ElementDecimal(size_t i) const;
   bool operator==(const RingVector& other) const = default;
 
+  // Elements can be a party's secret input or shares of it: wiped when the vector goes away.
+  RingVector(const RingVector&) = default;
+  RingVector(RingVector&&) = default;
+  RingVector& operator=(const RingVector&) = default;
+  RingVector& operator=(RingVector&&) = default;
+  ~RingVector();
+
  private:
   uint32_t bits_;
   size_t count_;
   Bytes data_;
 };
-
-// Reads whitespace- or comma-separated decimal integers (a node's secret input file); '#' starts
-// a comment to the end of the line. InvalidArgument naming the first bad token.
-absl::StatusOr<std::vector<std::string>> ParseIntegerList(std::string_view text);
 
 }  // namespace nodelink::secagg

@@ -47,3 +47,21 @@ TEST_CASE("HKDF refuses lengths outside 1..8160") {
 
 }  // namespace
 }  // namespace nodelink::core
+
+#include "core/hmac.h"
+
+namespace nodelink::core {
+namespace {
+
+// RFC 4231 test cases 1 and 2 (HMAC-SHA-256).
+TEST_CASE("RFC 4231 HMAC-SHA256") {
+  SecretBytes key1 = SecretBytes::CopyOf(Bytes(20, 0x0b));
+  CHECK(ToHex(HmacSha256(key1, AsBytes("Hi There"))) ==
+        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  SecretBytes key2 = SecretBytes::CopyOf(AsBytes("Jefe"));
+  CHECK(ToHex(HmacSha256(key2, AsBytes("what do ya want for nothing?"))) ==
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+}  // namespace
+}  // namespace nodelink::core

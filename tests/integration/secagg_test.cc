@@ -173,10 +173,19 @@ TEST_CASE("each refusal of PROTOCOL section 8") {
     AggregationResult again = sum(researcher, {"lab-1", "lab-2", "lab-3"}, 64, 1, "ctx-once");
     CHECK(ReasonOf(again, "lab-1").rfind("NOT_AUTHORIZED", 0) == 0);
   }
-  SUBCASE("the same input for a second context: NOT_AUTHORIZED") {
+  SUBCASE("the same input for a second context, at any modulus: NOT_AUTHORIZED") {
     CHECK(sum(researcher, {"lab-1", "lab-2", "lab-3"}).ok());
     AggregationResult again = sum(researcher, {"lab-1", "lab-2", "lab-3"});
     CHECK(ReasonOf(again, "lab-1").rfind("NOT_AUTHORIZED", 0) == 0);
+    AggregationResult wider = sum(researcher, {"lab-1", "lab-2", "lab-3"}, 72);
+    CHECK(ReasonOf(wider, "lab-1").rfind("NOT_AUTHORIZED", 0) == 0);
+    CHECK(wider.sum.empty());
+  }
+  SUBCASE("an input that does not fit is refused without revealing it") {
+    inputs.values["lab-1"] = {"987654321"};
+    AggregationResult narrow = sum(researcher, {"lab-1", "lab-2", "lab-3"}, 8);
+    CHECK(ReasonOf(narrow, "lab-1").rfind("PARAMS_MISMATCH", 0) == 0);
+    CHECK(ReasonOf(narrow, "lab-1").find("987654321") == std::string::npos);
   }
   SUBCASE("an oversize vector: MALFORMED") {
     AggregationResult big = sum(researcher, {"lab-1", "lab-2", "lab-3"}, 4096, 40000);

@@ -118,5 +118,26 @@ TEST_CASE("pairwise keys agree on both sides and differ per pair and context") {
   CHECK_FALSE(DerivePairwiseKey(a, bad, "res", "ctx", "a", "b").ok());
 }
 
+TEST_CASE("min_parties never goes below 2, whatever the configuration says") {
+  PartyPolicy loose = Policy();
+  loose.min_parties = 0;
+  auto r = Request();
+  r.clear_parties();
+  r.add_parties("b");  // the receiver alone: its reply would be its input
+  CHECK(CodeOf(r, "res", loose) == "BAD_PARTIES");
+}
+
+TEST_CASE("the input digest is keyed and independent of the modulus and of spelling") {
+  core::SecretBytes key = core::SecretBytes::CopyOf(Bytes(32, 1));
+  core::SecretBytes other_key = core::SecretBytes::CopyOf(Bytes(32, 2));
+  Bytes d = InputDigestOf(key, {"7", "-3", "0"});
+  CHECK(InputDigestOf(key, {"007", "-03", "-0"}) == d);
+  CHECK(InputDigestOf(key, {"7", "-3"}) != d);
+  CHECK(InputDigestOf(key, {"7", "3", "0"}) != d);
+  CHECK(InputDigestOf(other_key, {"7", "-3", "0"}) != d);
+  // No boundary ambiguity between values.
+  CHECK(InputDigestOf(key, {"12", "3"}) != InputDigestOf(key, {"1", "23"}));
+}
+
 }  // namespace
 }  // namespace nodelink::secagg
