@@ -24,7 +24,8 @@ inline constexpr char kErrorUnsupported[] = "UNSUPPORTED";
 // Node::SendAll); nullopt for local errors such as timeouts.
 std::optional<std::string> PeerErrorCode(const absl::Status& status);
 
-// A FailedPrecondition status carrying a peer's ErrorReply (code and detail).
+// A status carrying a peer's ErrorReply (code and detail): FailedPrecondition, except
+// DeadlineExceeded for TIMEOUT (the request's deadline passed at the peer before it did here).
 absl::Status PeerError(const std::string& peer, const std::string& code, const std::string& detail);
 
 }  // namespace nodelink

@@ -173,7 +173,8 @@ class Node {
   void Handle(const std::string& type, MessageHandler handler);
 
   // Sends a request and waits for the reply. Errors: the peer's ErrorReply (FailedPrecondition;
-  // PeerErrorCode() gives its code, errors.hpp), DeadlineExceeded, or the send failure.
+  // PeerErrorCode() gives its code, errors.hpp), DeadlineExceeded (no reply in time, or the
+  // peer's TIMEOUT if its clock passed the deadline first), or the send failure.
   absl::StatusOr<Message> Request(const std::string& peer, const Message& request,
                                   std::chrono::milliseconds timeout);
   // Fan-out: every request at once; the reply or the error per peer.

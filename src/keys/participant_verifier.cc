@@ -94,25 +94,37 @@ absl::StatusOr<ParticipantVerifier> ParticipantVerifier::Create(
   for (const Bytes& der : crls_der) {
     auto crl = ParseCrlDer(der);
     if (!crl.ok()) return absl::InvalidArgumentError("CRL: " + std::string(crl.status().message()));
+    // A CRL that names an anchor as its issuer must verify under that anchor now. Any other CRL
+    // belongs to an intermediate CA (PROTOCOL.md section 3 allows them): its issuer is known
+    // only on a path, so OpenSSL checks its signature against the path's CA at each Check().
+    bool names_anchor = false;
     bool signed_by_anchor = false;
     for (const core::X509Ptr& anchor : anchors) {
-      if (X509_NAME_cmp(X509_CRL_get_issuer(crl->get()), X509_get_subject_name(anchor.get())) ==
-              0 &&
-          X509_CRL_verify(crl->get(), X509_get0_pubkey(anchor.get())) == 1) {
+      if (X509_NAME_cmp(X509_CRL_get_issuer(crl->get()), X509_get_subject_name(anchor.get())) !=
+          0) {
+        continue;
+      }
+      names_anchor = true;
+      if (X509_CRL_verify(crl->get(), X509_get0_pubkey(anchor.get())) == 1) {
         signed_by_anchor = true;
         break;
       }
     }
     core::ClearOpenSslErrors();
-    if (!signed_by_anchor) {
+    if (names_anchor && !signed_by_anchor) {
       return absl::InvalidArgumentError(
           "CRL issued by \"" + NameToString(X509_CRL_get_issuer(crl->get())) +
-          "\" is not signed by a trust anchor; load the CRL the federation CA published");
+          "\" is not signed by that trust anchor; load the CRL the federation CA published");
     }
     if (X509_STORE_add_crl(state->store.get(), crl->get()) != 1) core::ClearOpenSslErrors();
     ++state->crls;
   }
-  if (state->crls > 0) X509_STORE_set_flags(state->store.get(), X509_V_FLAG_CRL_CHECK);
+  // Once revocation is on, every CA on the path is checked, not only the leaf's issuer: a
+  // revoked intermediate is refused, and a path through a CA whose CRL is not loaded is refused
+  // as REVOCATION_UNKNOWN (fail closed) rather than trusted.
+  if (state->crls > 0) {
+    X509_STORE_set_flags(state->store.get(), X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+  }
   return ParticipantVerifier(std::move(state));
 }
 
@@ -264,16 +276,21 @@ CertCheck MapPathError(X509_STORE_CTX* ctx) {
                                                TimeText(X509_get0_notBefore(current)) +
                                                "; check this machine's clock");
     case X509_V_ERR_CERT_REVOKED:
-      return Fail(CertError::kRevoked, which + " is revoked by the federation CA's CRL");
+      return Fail(CertError::kRevoked, which + " is revoked by its issuer's CRL");
     case X509_V_ERR_UNABLE_TO_GET_CRL:
     case X509_V_ERR_CRL_HAS_EXPIRED:
     case X509_V_ERR_CRL_NOT_YET_VALID:
     case X509_V_ERR_CRL_SIGNATURE_FAILURE:
     case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
     case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+    {
+      std::string issuer = current != nullptr ? CommonName(X509_get_issuer_name(current)) : "";
       return Fail(CertError::kRevocationUnknown,
                   "revocation status of " + which + " is unknown (" + reason +
-                      "); load a current CRL from the federation CA (nodelink-keys import-crl)");
+                      "); load a current CRL from its issuing CA" +
+                      (issuer.empty() ? "" : " \"" + issuer + "\"") +
+                      " (nodelink-keys import-crl)");
+    }
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
     case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:

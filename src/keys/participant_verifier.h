@@ -29,7 +29,7 @@ enum class CertError {
   kExpired,                // a certificate of the path has expired
   kNotYetValid,            // a certificate of the path is not valid yet
   kRevoked,                // listed in a loaded CRL
-  kRevocationUnknown,      // CRL checking is on but no valid CRL covers the issuer
+  kRevocationUnknown,      // CRL checking is on but no valid CRL covers a CA on the path
   kUnknownIssuer,          // no path to a trust anchor (another CA)
   kInvalidChain,           // any other path failure (bad signature, path length...)
   kNotEndEntity,           // leaf has CA:TRUE or no basicConstraints
@@ -68,9 +68,12 @@ struct CertCheck {
 // its own X509_STORE_CTX; the shared X509_STORE is only read). Copies share the state.
 class ParticipantVerifier {
  public:
-  // Anchors: self-signed CA certificates (DER). CRLs (DER) must be signed by one of the anchors;
-  // when at least one is given, every leaf must be covered by a current CRL of its issuer.
-  // InvalidArgument on anything that is not a CA anchor or a CRL from one.
+  // Anchors: self-signed CA certificates (DER). CRLs (DER): a CRL naming an anchor as issuer
+  // must be signed by it; others are taken as intermediate CAs' CRLs, checked on each path.
+  // When at least one is given, every CA on a path (the leaf's issuer and every intermediate)
+  // must be covered by a current CRL of its issuer, or the check fails REVOCATION_UNKNOWN.
+  // InvalidArgument on anything that is not a CA anchor, a CRL, or an anchor's CRL it did not
+  // sign.
   static absl::StatusOr<ParticipantVerifier> Create(const std::vector<Bytes>& anchors_der,
                                                     const std::vector<Bytes>& crls_der = {});
   // The same from PEM text (concatenated blocks; empty crls_pem for none).

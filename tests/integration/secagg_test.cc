@@ -88,6 +88,11 @@ TEST_CASE("secure sum: k = 64, 1,000 elements; k = 2048; no reply equals a party
     REQUIRE(result->ok());
     CHECK(result->sum[0] == expected.ElementDecimal(0));
     CHECK(result->sum[1] == expected.ElementDecimal(1));
+    for (const char* id : {"lab-1", "lab-2", "lab-3"}) {
+      Bytes own = RingVector::FromDecimal(2048, inputs.values[id]).value().bytes();
+      REQUIRE(result->replies.count(id) == 1);
+      CHECK(result->replies.at(id) != core::ToHex(own));
+    }
   }
 }
 
@@ -162,6 +167,8 @@ TEST_CASE("each refusal of PROTOCOL section 8") {
     CHECK(ReasonOf(two, "lab-1").rfind("BAD_PARTIES", 0) == 0);
     AggregationResult self = sum(researcher, {"lab-1", "lab-2", "researcher"});
     CHECK(ReasonOf(self, "lab-1").rfind("BAD_PARTIES", 0) == 0);
+    // Its own rule, not the co-party rule that would also refuse "researcher".
+    CHECK(ReasonOf(self, "lab-1").find("include the requester") != std::string::npos);
     AggregationResult unapproved = sum(researcher, {"lab-1", "lab-2", "lab-4"});
     CHECK(ReasonOf(unapproved, "lab-1").rfind("BAD_PARTIES", 0) == 0);
     CHECK(unapproved.sum.empty());

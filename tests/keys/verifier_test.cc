@@ -59,6 +59,15 @@ TEST_CASE("a valid participant chain verifies and says who it is") {
   CHECK(verified.ok());
 }
 
+// The serial number of a DER certificate, as CreateCrl takes it.
+Bytes SerialOf(const Bytes& cert_der) {
+  core::X509Ptr x = *ParseCertificateDer(cert_der);
+  core::BnPtr bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(x.get()), nullptr));
+  Bytes serial(static_cast<size_t>(BN_num_bytes(bn.get())));
+  BN_bn2bin(bn.get(), serial.data());
+  return serial;
+}
+
 TEST_CASE("expired and not-yet-valid certificates are refused with their own errors") {
   Pki pki;
   Bytes leaf = IssueFromCsr(pki.ca, pki.node, "fed", "node-a", pki.clock, 90);
@@ -81,15 +90,7 @@ TEST_CASE("revoked certificates are refused once the CA's CRL is loaded") {
   Bytes revoked_leaf = IssueFromCsr(pki.ca, pki.node, "fed", "node-a", pki.clock);
   core::EcPrivateKey other = NewKey();
   Bytes good_leaf = IssueFromCsr(pki.ca, other, "fed", "node-b", pki.clock);
-  core::X509Ptr x = *ParseCertificateDer(revoked_leaf);
-  Bytes serial(20);
-  {
-    const ASN1_INTEGER* s = X509_get0_serialNumber(x.get());
-    core::BnPtr bn(ASN1_INTEGER_to_BN(s, nullptr));
-    serial.resize(static_cast<size_t>(BN_num_bytes(bn.get())));
-    BN_bn2bin(bn.get(), serial.data());
-  }
-  auto crl = CreateCrl(pki.ca, {{serial, pki.clock.NowMs()}}, 1, pki.clock, 30);
+  auto crl = CreateCrl(pki.ca, {{SerialOf(revoked_leaf), pki.clock.NowMs()}}, 1, pki.clock, 30);
   REQUIRE(crl.ok());
   ParticipantVerifier verifier = pki.Verifier({*crl});
   CHECK(verifier.crl_count() == 1);
@@ -130,6 +131,34 @@ TEST_CASE("intermediate CAs: a path through chain[1..] to the anchor verifies") 
   Bytes leaf = IssueFromCsr(inter, pki.node, "fed", "node-a", pki.clock);
   CHECK(pki.Check({leaf, inter_cert}).error == CertError::kOk);
   CHECK(pki.Check({leaf}).error == CertError::kUnknownIssuer);
+
+  // Revocation covers the whole path. With only the root's CRL, the leaf's issuer (the
+  // intermediate) has no CRL: refused as unknown, never trusted by default.
+  const uint64_t now = pki.clock.NowMs() + 1000;
+  auto root_crl = CreateCrl(pki.ca, {}, 1, pki.clock, 30);
+  auto inter_crl = CreateCrl(inter, {}, 1, pki.clock, 30);
+  auto inter_revoked = CreateCrl(pki.ca, {{SerialOf(inter_cert), pki.clock.NowMs()}}, 2,
+                                 pki.clock, 30);
+  auto leaf_revoked = CreateCrl(inter, {{SerialOf(leaf), pki.clock.NowMs()}}, 2, pki.clock, 30);
+  REQUIRE((root_crl.ok() && inter_crl.ok() && inter_revoked.ok() && leaf_revoked.ok()));
+  CertCheck unknown = pki.Verifier({*root_crl}).Check({leaf, inter_cert}, "fed", "node-a", now);
+  CHECK(unknown.error == CertError::kRevocationUnknown);
+  CHECK(unknown.message.find("fed intermediate") != std::string::npos);
+  // Both CRLs loaded: the path verifies.
+  CHECK(pki.Verifier({*root_crl, *inter_crl}).Check({leaf, inter_cert}, "fed", "node-a", now)
+            .error == CertError::kOk);
+  // The leaf revoked by the intermediate's CRL.
+  CHECK(pki.Verifier({*root_crl, *leaf_revoked}).Check({leaf, inter_cert}, "fed", "node-a", now)
+            .error == CertError::kRevoked);
+  // The intermediate itself revoked by the root: everything it issued is refused.
+  CHECK(pki.Verifier({*inter_revoked, *inter_crl}).Check({leaf, inter_cert}, "fed", "node-a", now)
+            .error == CertError::kRevoked);
+  // A CRL that claims the intermediate's name but another key signed it does not count.
+  CaCredentials impostor{NewKey(), inter_cert};
+  auto forged = CreateCrl(impostor, {}, 1, pki.clock, 30);
+  REQUIRE(forged.ok());
+  CHECK(pki.Verifier({*root_crl, *forged}).Check({leaf, inter_cert}, "fed", "node-a", now)
+            .error == CertError::kRevocationUnknown);
 }
 
 TEST_CASE("identity: another federation or another node id is refused") {

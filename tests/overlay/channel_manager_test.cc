@@ -3,6 +3,7 @@
 // row of the section 7 table, renewal, restart and lost-state recovery.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 
@@ -184,7 +185,13 @@ TEST_CASE("a reply that matches no pending setup is dropped as UNMATCHED_REPLY")
   r->set_ephemeral_key(ToString(core::EcPrivateKey::Generate()->PublicKey().Point()));
   r->add_cert_chain("x");
   r->set_signature("y");
+  const auto unmatched = [&] {
+    return a.manager->counters().received[static_cast<size_t>(ReceiveCode::kUnmatchedReply)];
+  };
+  CHECK(unmatched() == 0);
   CHECK(fed.relay().Deliver(forged) == ReceiveCode::kUnmatchedReply);
+  CHECK(unmatched() == 1);  // dropped, and counted
+  CHECK(ChannelsWith(a, "node-b").size() == 1);  // the live channel is untouched
   (void)b;
 }
 
@@ -206,6 +213,7 @@ TEST_CASE("receiving checks of PROTOCOL section 7, row by row") {
     return SealedTo(a, "node-b", channel_id, secret, seq++, inner, now, a_key);
   };
   Relay& relay = fed.relay();
+  size_t opened_directly_misrouted = 0;  // Open() calls that bypass the relay's record
 
   SUBCASE("1 MALFORMED") {
     v1::Envelope e = sealed(AppInner("x"));
@@ -220,7 +228,7 @@ TEST_CASE("receiving checks of PROTOCOL section 7, row by row") {
   }
   SUBCASE("2 MISROUTED: a message for another recipient is refused before anything else") {
     v1::Envelope e = SealedTo(a, "node-c", channel_id, secret, 1, AppInner("x"), now, a_key);
-    CHECK(b.manager->counters().received[static_cast<size_t>(ReceiveCode::kMisrouted)] == 0);
+    ++opened_directly_misrouted;
     std::mutex m;
     std::condition_variable cv;
     std::optional<OpenOutcome> out;
@@ -375,12 +383,18 @@ TEST_CASE("receiving checks of PROTOCOL section 7, row by row") {
           ReceiveCode::kUnknownType);
     CHECK(relay.Deliver(sealed(Bytes{0x0a, 0x01, 0xff})) == ReceiveCode::kUnknownType);
   }
-  // Every outcome was counted.
+  // Every outcome was counted under its own code, and nothing else was.
   ChannelCounters counters = b.manager->counters();
-  uint64_t total = 0;
-  for (uint64_t n : counters.received) total += n;
   std::lock_guard lock(b.mu);
-  CHECK(total >= b.outcomes.size());
+  for (size_t code = 0; code < counters.received.size(); ++code) {
+    size_t expected = static_cast<size_t>(
+        std::count(b.outcomes.begin(), b.outcomes.end(), static_cast<ReceiveCode>(code)));
+    if (static_cast<ReceiveCode>(code) == ReceiveCode::kMisrouted) {
+      expected += opened_directly_misrouted;
+    }
+    CHECK_MESSAGE(counters.received[code] == expected,
+                  "code " << messages::ReceiveCodeName(static_cast<ReceiveCode>(code)));
+  }
 }
 
 TEST_CASE("RATE_LIMITED: beyond two live channels, one answered setup per 10 seconds") {

@@ -61,6 +61,15 @@ TEST_CASE("BAD_PARTIES: short, unsorted, duplicate, missing self, requester, una
   r.clear_parties();
   for (const char* p : {"a", "b", "res"}) r.add_parties(p);
   CHECK(CodeOf(r) == "BAD_PARTIES");  // includes the requester
+  PartyPolicy approves_res = Policy();  // so that only the requester rule can refuse it
+  approves_res.is_approved_co_party = [](std::string_view) { return true; };
+  CHECK(CodeOf(r, "res", approves_res) == "BAD_PARTIES");
+  CHECK(CodeOf(r, "c", [] {
+          PartyPolicy p = Policy();
+          p.is_researcher = [](std::string_view) { return true; };
+          p.is_approved_co_party = [](std::string_view) { return true; };
+          return p;
+        }()) == "OK");  // the same list from a requester outside it is fine
   r.clear_parties();
   for (const char* p : {"a", "b", "x"}) r.add_parties(p);
   CHECK(CodeOf(r) == "BAD_PARTIES");  // x is not approved

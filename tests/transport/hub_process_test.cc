@@ -370,7 +370,9 @@ TEST_CASE("process: many participants connected to one hub within bounded memory
   for (int i = 0; i < kParticipants; ++i) {
     material.push_back(Pki().FastParticipant("p" + std::to_string(i)));
   }
-  const long rss_before = process::ResidentKiB(hub.process->pid()).value_or(0);
+  const std::optional<long> rss_before_read = process::ResidentKiB(hub.process->pid());
+  REQUIRE_MESSAGE(rss_before_read.has_value(), "the hub's RSS could not be read from /proc");
+  const long rss_before = *rss_before_read;
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   std::vector<std::unique_ptr<v1::Hub::Stub>> stubs;
   std::vector<std::unique_ptr<IdleParticipant>> participants;
@@ -386,7 +388,9 @@ TEST_CASE("process: many participants connected to one hub within bounded memory
                                               milliseconds(240'000), milliseconds(50));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const long rss_after = process::ResidentKiB(hub.process->pid()).value_or(0);
+  const std::optional<long> rss_after_read = process::ResidentKiB(hub.process->pid());
+  REQUIRE_MESSAGE(rss_after_read.has_value(), "the hub's RSS could not be read from /proc");
+  const long rss_after = *rss_after_read;
   CHECK(all_connected);
   const std::string metrics = ScrapeMetrics(hub.metrics_port);
   CHECK(MetricValue(metrics, "nodelink_hub_connected_participants") ==

@@ -111,13 +111,15 @@ int main(int argc, char** argv) {
               << "address, this store's certificate and the federation CA\n";
     return 1;
   }
-  auto progress = [as_json](const std::string& party, bool ok, const std::string& why,
-                            size_t done, size_t total) {
-    if (as_json) return;
+  // Progress goes to stderr in every mode: stdout carries only the result (--json parses it).
+  auto progress = [](const std::string& party, bool ok, const std::string& why, size_t done,
+                     size_t total) {
     std::cerr << "  [" << done << "/" << total << "] " << party
               << (ok ? " answered" : " failed: " + why) << "\n";
   };
   std::vector<std::string> list = SplitParties(parties);
+  std::cerr << "nodelink-researcher: connected to the hub; asking " << list.size()
+            << " parties for " << (*sum ? "a secure sum" : "pairwise keys") << "\n";
   int status;
   if (*sum) {
     nodelink::SecureSumRequest request;

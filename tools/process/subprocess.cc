@@ -19,16 +19,22 @@ extern char** environ;
 namespace nodelink::process {
 
 std::unique_ptr<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
-                                              const std::vector<std::string>& extra_env) {
+                                              const std::vector<std::string>& extra_env,
+                                              bool capture_stderr) {
   if (argv.empty()) return nullptr;
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+  int out_fds[2] = {-1, -1};
+  int err_fds[2] = {-1, -1};
+  if (pipe2(out_fds, O_CLOEXEC) != 0 || (capture_stderr && pipe2(err_fds, O_CLOEXEC) != 0)) {
     std::perror("Subprocess: pipe2");
+    for (int fd : {out_fds[0], out_fds[1]}) {
+      if (fd >= 0) close(fd);
+    }
     return nullptr;
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, out_fds[1], STDOUT_FILENO);
+  if (capture_stderr) posix_spawn_file_actions_adddup2(&actions, err_fds[1], STDERR_FILENO);
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -41,66 +47,91 @@ std::unique_ptr<Subprocess> Subprocess::Start(const std::vector<std::string>& ar
   pid_t pid = 0;
   const int rc = posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
-  close(pipe_fds[1]);
+  close(out_fds[1]);
+  if (capture_stderr) close(err_fds[1]);
   if (rc != 0) {
     std::fprintf(stderr, "Subprocess: cannot start %s: %s\n", argv[0].c_str(), std::strerror(rc));
-    close(pipe_fds[0]);
+    close(out_fds[0]);
+    if (capture_stderr) close(err_fds[0]);
     return nullptr;
   }
-  return std::unique_ptr<Subprocess>(new Subprocess(pid, pipe_fds[0]));
+  return std::unique_ptr<Subprocess>(new Subprocess(pid, out_fds[0], err_fds[0]));
 }
 
-Subprocess::Subprocess(pid_t pid, int stdout_fd) : pid_(pid), stdout_fd_(stdout_fd) {
-  reader_ = std::thread([this] { ReadStdout(); });
+Subprocess::Subprocess(pid_t pid, int stdout_fd, int stderr_fd) : pid_(pid) {
+  out_.fd = stdout_fd;
+  err_.fd = stderr_fd;
+  out_reader_ = std::thread([this] { ReadLines(out_, false); });
+  if (err_.fd >= 0) err_reader_ = std::thread([this] { ReadLines(err_, true); });
 }
 
 Subprocess::~Subprocess() {
   Kill();
-  if (reader_.joinable()) reader_.join();  // stdout closes when the child is gone
-  close(stdout_fd_);
+  // The pipes close when the child is gone.
+  for (std::thread* reader : {&out_reader_, &err_reader_}) {
+    if (reader->joinable()) reader->join();
+  }
+  close(out_.fd);
+  if (err_.fd >= 0) close(err_.fd);
 }
 
-void Subprocess::ReadStdout() {
+void Subprocess::ReadLines(Stream& stream, bool echo_to_stderr) {
   std::string partial;
   char buf[4096];
+  auto keep = [&](std::string line) {
+    if (echo_to_stderr) std::fprintf(stderr, "%s\n", line.c_str());
+    std::lock_guard lock(mu_);
+    stream.lines.push_back(std::move(line));
+    cv_.notify_all();
+  };
   for (;;) {
-    const ssize_t n = read(stdout_fd_, buf, sizeof(buf));
+    const ssize_t n = read(stream.fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     partial.append(buf, static_cast<size_t>(n));
     size_t nl;
     while ((nl = partial.find('\n')) != std::string::npos) {
-      std::lock_guard lock(mu_);
-      lines_.push_back(partial.substr(0, nl));
+      keep(partial.substr(0, nl));
       partial.erase(0, nl + 1);
-      cv_.notify_all();
     }
   }
+  if (!partial.empty()) keep(partial);
   std::lock_guard lock(mu_);
-  if (!partial.empty()) lines_.push_back(partial);
-  stdout_closed_ = true;
+  stream.closed = true;
   cv_.notify_all();
 }
 
-std::optional<std::string> Subprocess::WaitForLine(const std::string& needle,
-                                                   std::chrono::milliseconds timeout) {
+std::optional<std::string> Subprocess::WaitForLineIn(const Stream& stream,
+                                                     const std::string& needle,
+                                                     std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   std::optional<std::string> found;
   cv_.wait_for(lock, timeout, [&] {
-    for (const std::string& l : lines_) {
+    for (const std::string& l : stream.lines) {
       if (l.find(needle) != std::string::npos) {
         found = l;
         return true;
       }
     }
-    return stdout_closed_;
+    return stream.closed;
   });
   return found;
 }
 
+std::optional<std::string> Subprocess::WaitForLine(const std::string& needle,
+                                                   std::chrono::milliseconds timeout) {
+  return WaitForLineIn(out_, needle, timeout);
+}
+
+std::optional<std::string> Subprocess::WaitForStderrLine(const std::string& needle,
+                                                         std::chrono::milliseconds timeout) {
+  if (err_.fd < 0) return std::nullopt;
+  return WaitForLineIn(err_, needle, timeout);
+}
+
 std::vector<std::string> Subprocess::Lines() const {
   std::lock_guard lock(mu_);
-  return lines_;
+  return out_.lines;
 }
 
 void Subprocess::Signal(int signal) {
@@ -133,7 +164,7 @@ std::optional<int> Subprocess::Wait(std::chrono::milliseconds timeout) {
   // The child exited; its last lines may still be in the pipe: wait for the reader to see EOF
   // (a grandchild holding the pipe open could delay that, hence the bound).
   std::unique_lock lock(mu_);
-  cv_.wait_until(lock, deadline + std::chrono::seconds(5), [this] { return stdout_closed_; });
+  cv_.wait_until(lock, deadline + std::chrono::seconds(5), [this] { return out_.closed; });
   return exit_code_;
 }
 

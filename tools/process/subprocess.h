@@ -1,6 +1,7 @@
 // A child process for integration tests: started with an argv, its stdout captured line by line
-// (stderr is inherited, so its logs appear in the test output), and killed with SIGKILL in the
-// destructor so that no daemon outlives its test.
+// (stderr is inherited, so its logs appear in the test output, unless captured too: then it is
+// still echoed to ours, line by line), and killed with SIGKILL in the destructor so that no
+// daemon outlives its test.
 #pragma once
 
 #include <sys/types.h>
@@ -22,8 +23,10 @@ class Subprocess {
   // Starts argv[0] (a path) with arguments argv[1..]. Returns nullptr (and prints why to stderr)
   // if the process cannot be started. `extra_env` entries ("NAME=value") are added to the
   // inherited environment.
+  // With `capture_stderr`, stderr lines are kept for WaitForStderrLine as well.
   static std::unique_ptr<Subprocess> Start(const std::vector<std::string>& argv,
-                                           const std::vector<std::string>& extra_env = {});
+                                           const std::vector<std::string>& extra_env = {},
+                                           bool capture_stderr = false);
   ~Subprocess();  // Kill() unless already reaped
 
   Subprocess(const Subprocess&) = delete;
@@ -35,6 +38,9 @@ class Subprocess {
   // stdout closed first. Lines already read count too (each call scans from the first line).
   std::optional<std::string> WaitForLine(const std::string& needle,
                                          std::chrono::milliseconds timeout);
+  // The same for stderr, when started with capture_stderr (nullopt at once otherwise).
+  std::optional<std::string> WaitForStderrLine(const std::string& needle,
+                                               std::chrono::milliseconds timeout);
   // Every stdout line read so far.
   std::vector<std::string> Lines() const;
 
@@ -48,17 +54,26 @@ class Subprocess {
   bool running();
 
  private:
-  Subprocess(pid_t pid, int stdout_fd);
-  void ReadStdout();
+  // One captured stream: its lines, and whether it reached EOF (guarded by mu_).
+  struct Stream {
+    int fd = -1;
+    std::vector<std::string> lines;
+    bool closed = false;
+  };
+
+  Subprocess(pid_t pid, int stdout_fd, int stderr_fd);
+  void ReadLines(Stream& stream, bool echo_to_stderr);
+  std::optional<std::string> WaitForLineIn(const Stream& stream, const std::string& needle,
+                                           std::chrono::milliseconds timeout);
 
   pid_t pid_;
-  int stdout_fd_;
   std::optional<int> exit_code_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::string> lines_;
-  bool stdout_closed_ = false;
-  std::thread reader_;
+  Stream out_;
+  Stream err_;  // fd -1 unless captured
+  std::thread out_reader_;
+  std::thread err_reader_;
 };
 
 // "nodelink-hub: listening on 127.0.0.1:PORT" (any "listening on HOST:PORT" line) -> PORT.
