@@ -67,7 +67,7 @@ void BM_AeadOpen(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(ChaCha20Poly1305Open(key, nonce, ad, sealed, kBackend));
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * state.range(0));
 }
-#define AEAD_SIZES Arg(64)->Arg(512)->Arg(1024)->Arg(2048)->Arg(4096)->Arg(1 << 20)
+#define AEAD_SIZES Arg(64)->Arg(512)->Arg(1024)->Arg(1536)->Arg(2048)->Arg(4096)->Arg(1 << 20)
 BENCHMARK(BM_AeadSeal<AeadBackend::kOpenSsl>)->Name("BM_AeadSeal/openssl")->AEAD_SIZES;
 BENCHMARK(BM_AeadSeal<AeadBackend::kSodium>)->Name("BM_AeadSeal/sodium")->AEAD_SIZES;
 BENCHMARK(BM_AeadOpen<AeadBackend::kOpenSsl>)->Name("BM_AeadOpen/openssl")->AEAD_SIZES;

@@ -28,6 +28,6 @@ enum class AeadBackend { kAuto, kOpenSsl, kSodium };
                                                          AeadBackend backend = AeadBackend::kAuto);
 
 // Inputs below this size go to libsodium under kAuto (measured: bench/RESULTS.md).
-inline constexpr size_t kAeadSodiumBelowBytes = 1024;
+inline constexpr size_t kAeadSodiumBelowBytes = 2048;
 
 }  // namespace nodelink::core

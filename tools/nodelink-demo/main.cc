@@ -4,8 +4,6 @@
 // loopback, runs nodelink-researcher secure-sum over values it gave each node, checks the sum
 // against the known total, prints what happened, and stops everything it started.
 #include <CLI/CLI.hpp>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
@@ -15,10 +13,10 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "process/local_federation.h"
 #include "process/subprocess.h"
 #include "process/temp_dir.h"
 #include "process/wait_for.h"
@@ -26,22 +24,17 @@
 namespace {
 
 using nlohmann::json;
+using nodelink::process::LocalFederation;
 using nodelink::process::Subprocess;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kFederation[] = "demo";
 
-std::string BinDir() {
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? "." : exe.parent_path().string();
-}
-
 class Demo {
  public:
   Demo(std::string dir, int nodes, int elements, double timeout_s, int kill_after)
-      : dir_(std::move(dir)),
-        bin_(BinDir()),
+      : fed_(dir, nodelink::process::ExecutableDir(), kFederation),
+        dir_(std::move(dir)),
         nodes_(nodes),
         elements_(elements),
         timeout_s_(timeout_s),
@@ -50,12 +43,10 @@ class Demo {
   int Run();
 
  private:
-  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
-  std::string Tool(const std::string& name) const { return bin_ + "/" + name; }
+  std::string Path(const std::string& name) const { return fed_.Path(name); }
+  std::string Tool(const std::string& name) const { return fed_.Tool(name); }
   std::string NodeId(int i) const { return "lab-" + std::to_string(i + 1); }
 
-  // Runs a tool to completion; false (and its output) if it fails.
-  bool Run(const std::vector<std::string>& argv, std::string* output = nullptr);
   bool CreateFederation();
   bool StartHub();
   bool StartNodes();
@@ -65,76 +56,26 @@ class Demo {
     std::cout << "[" << ms / 1000 << "." << (ms % 1000) / 100 << "s] " << line << std::endl;
   }
 
+  LocalFederation fed_;
   std::string dir_;
-  std::string bin_;
   int nodes_;
   int elements_;
   double timeout_s_;
   int kill_index_;  // -1: none; else kill this node after the researcher started
   Clock::time_point start_ = Clock::now();
-  int hub_port_ = 0;
-  std::unique_ptr<Subprocess> hub_;
   std::vector<std::unique_ptr<Subprocess>> node_processes_;
   std::vector<std::vector<long long>> inputs_;
 };
 
-bool Demo::Run(const std::vector<std::string>& argv, std::string* output) {
-  auto child = Subprocess::Start(argv);
-  if (!child) return false;
-  auto rc = child->Wait(std::chrono::seconds(60));
-  std::string lines;
-  for (const std::string& l : child->Lines()) lines += l + "\n";
-  if (output) *output = lines;
-  if (!rc || *rc != 0) {
-    std::cerr << "nodelink-demo: " << argv[0] << " " << (argv.size() > 1 ? argv[1] : "")
-              << " failed (exit " << (rc ? std::to_string(*rc) : "timeout") << ")\n"
-              << lines;
-    return false;
-  }
-  return true;
-}
-
 bool Demo::CreateFederation() {
-  std::string passphrase_file = Path("passphrase");
-  {
-    std::ofstream out(passphrase_file);
-    std::random_device rd;
-    out << "demo-" << std::hex << rd() << rd() << "\n";
-  }
-  ::chmod(passphrase_file.c_str(), 0600);
-  std::string keys = Tool("nodelink-keys");
-  if (!Run({keys, "ca", "init", "--dir", Path("ca"), "--federation", kFederation}) ||
-      !Run({keys, "hub-key", "--out-key", Path("hub.key"), "--out-csr", Path("hub.csr")}) ||
-      !Run({keys, "ca", "sign", "--dir", Path("ca"), "--csr", Path("hub.csr"), "--out",
-            Path("hub.pem"), "--hub", "--ip", "127.0.0.1"})) {
-    return false;
-  }
   std::vector<std::string> participants = {"researcher"};
   for (int i = 0; i < nodes_; ++i) participants.push_back(NodeId(i));
-  for (const std::string& id : participants) {
-    std::string store = Path(id + ".db");
-    if (!Run({keys, "init", "--store", store, "--passphrase-file", passphrase_file,
-              "--federation", kFederation, "--node-id", id, "--out-csr", Path(id + ".csr"),
-              "--ca", Path("ca/ca.pem")}) ||
-        !Run({keys, "ca", "sign", "--dir", Path("ca"), "--csr", Path(id + ".csr"), "--out",
-              Path(id + ".pem")}) ||
-        !Run({keys, "import-cert", "--store", store, "--passphrase-file", passphrase_file,
-              "--cert", Path(id + ".pem")})) {
-      return false;
-    }
-  }
+  if (!fed_.Create(participants)) return false;
   // Every node accepts the researcher and approves the other nodes as co-parties.
   for (int i = 0; i < nodes_; ++i) {
-    std::string store = Path(NodeId(i) + ".db");
-    if (!Run({keys, "trust", "researcher", "researcher", "--store", store, "--passphrase-file",
-              passphrase_file})) {
-      return false;
-    }
+    if (!fed_.TrustResearcher(NodeId(i), "researcher")) return false;
     for (int j = 0; j < nodes_; ++j) {
-      if (j != i && !Run({keys, "trust", "approve", NodeId(j), "--store", store,
-                          "--passphrase-file", passphrase_file})) {
-        return false;
-      }
+      if (j != i && !fed_.Approve(NodeId(i), NodeId(j))) return false;
     }
   }
   Say("federation \"" + std::string(kFederation) + "\": CA, hub certificate and " +
@@ -143,19 +84,11 @@ bool Demo::CreateFederation() {
 }
 
 bool Demo::StartHub() {
-  hub_ = Subprocess::Start({Tool("nodelink-hub"), "--federation", kFederation, "--listen",
-                            "127.0.0.1:0", "--tls-cert", Path("hub.pem"), "--tls-key",
-                            Path("hub.key"), "--tls-ca", Path("ca/ca.pem"), "--data-dir",
-                            Path("hub-data"), "--port-file", Path("hub.port"),
-                            "--metrics-listen", "off", "--log-level", "warn"});
-  auto port = hub_ ? nodelink::process::ReadPortFile(Path("hub.port"), std::chrono::seconds(20))
-                   : std::nullopt;
-  if (!port) {
+  if (!fed_.StartHub()) {
     std::cerr << "nodelink-demo: the hub did not start\n";
     return false;
   }
-  hub_port_ = *port;
-  Say("hub listening on 127.0.0.1:" + std::to_string(hub_port_) + " (mutual TLS, durable queue)");
+  Say("hub listening on " + fed_.HubAddress() + " (mutual TLS, durable queue)");
   return true;
 }
 
@@ -170,10 +103,9 @@ bool Demo::StartNodes() {
     }
     inputs_.push_back(values);
     node_processes_.push_back(Subprocess::Start(
-        {Tool("nodelink-node"), "--store", Path(NodeId(i) + ".db"), "--passphrase-file",
-         Path("passphrase"), "--hub", "127.0.0.1:" + std::to_string(hub_port_), "--input",
-         Path(NodeId(i) + ".input"), "--status-file", Path(NodeId(i) + ".status"), "--log-level",
-         "warn"}));
+        {Tool("nodelink-node"), "--store", fed_.StorePath(NodeId(i)), "--passphrase-file",
+         fed_.PassphraseFile(), "--hub", fed_.HubAddress(), "--input", Path(NodeId(i) + ".input"),
+         "--status-file", Path(NodeId(i) + ".status"), "--log-level", "warn"}));
     if (!node_processes_.back()) return false;
   }
   bool connected = nodelink::process::WaitFor(
@@ -196,13 +128,13 @@ bool Demo::StartNodes() {
 int Demo::RunSecureSum() {
   std::string parties;
   for (int i = 0; i < nodes_; ++i) parties += (i ? "," : "") + NodeId(i);
-  std::vector<std::string> argv = {
-      Tool("nodelink-researcher"), "secure-sum",       "--store",
-      Path("researcher.db"),       "--passphrase-file", Path("passphrase"),
-      "--hub",                     "127.0.0.1:" + std::to_string(hub_port_),
-      "--parties",                 parties,             "--elements",
-      std::to_string(elements_),   "--timeout",         std::to_string(timeout_s_),
-      "--json"};
+  std::vector<std::string> argv = {Tool("nodelink-researcher"), "secure-sum"};
+  for (const std::string& a : fed_.ParticipantArgs("researcher")) argv.push_back(a);
+  for (const std::string& a : {std::string("--parties"), parties, std::string("--elements"),
+                               std::to_string(elements_), std::string("--timeout"),
+                               std::to_string(timeout_s_), std::string("--json")}) {
+    argv.push_back(a);
+  }
   Say("researcher: secure-sum over " + parties);
   const bool kill_one = kill_index_ >= 0 && kill_index_ < nodes_;
   // Its stderr is captured (and still shown) only to see when the run has begun.
@@ -292,8 +224,7 @@ int Demo::Run() {
   }
   Say("nodes: " + std::to_string(channels) + " channel ends set up, " + std::to_string(sealed) +
       " messages sealed and " + std::to_string(opened) + " opened through the hub");
-  if (hub_) hub_->Signal(SIGTERM);
-  if (hub_) hub_->Wait(std::chrono::seconds(10));
+  fed_.StopHub();
   Say(std::string("stopped the hub and the nodes; ") + (rc == 0 ? "demo passed" : "demo FAILED"));
   return rc;
 }
