@@ -330,9 +330,11 @@ void Router::Impl::OnOpened(const Bytes& message_id, const std::string& sender,
   if (code_index < open_outcomes_.size()) Inc(open_outcomes_[code_index]);
   // PROTOCOL.md section 4: Delivered for every envelope once its outcome is durable, whatever it
   // is; a refused envelope never holds a credit.
+  // Out of the inbox before the receipt leaves: the hub may push the next envelope as soon as
+  // it reads the receipt, and that push must find the slot free (no spurious overflow).
+  const uint64_t depth = inbox_depth_.fetch_sub(1, std::memory_order_relaxed) - 1;
   acknowledge_(message_id);
   Inc(acknowledged_);
-  const uint64_t depth = inbox_depth_.fetch_sub(1, std::memory_order_relaxed) - 1;
   if (depth <= options_.inbox_capacity && overflow_warned_.load(std::memory_order_relaxed)) {
     overflow_warned_.store(false);
   }

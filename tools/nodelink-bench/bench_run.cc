@@ -96,6 +96,9 @@ class Bench {
     if (!options_.json) std::cerr << "nodelink-bench: " << line << std::endl;
   }
   void PrintTable(const json& r) const;
+  bool Runs(const std::string& part) const {
+    return std::find(options_.parts.begin(), options_.parts.end(), part) != options_.parts.end();
+  }
 
   const BenchOptions& options_;
   LocalFederation fed_;
@@ -164,8 +167,9 @@ json Bench::Throughput(const std::string& kind, size_t size) {
   out["messages_per_second"] = rate;
   out["mb_per_second"] = rate * static_cast<double>(size) / 1e6;
   out["hub_rss_kib"] = process::ResidentKiB(fed_.hub()->pid()).value_or(0);
-  sink->Wait(std::chrono::seconds(10));
   source->Wait(std::chrono::seconds(10));
+  sink->Signal(SIGTERM);
+  sink->Wait(std::chrono::seconds(10));
   Note(kind + " " + SizeName(size) + ": " + Fixed(rate) + " msgs/s");
   return out;
 }
@@ -264,8 +268,10 @@ json Bench::SecureSum(int parties) {
 
 int Bench::Run() {
   std::vector<std::string> participants = {kSink, kSource, kResearcher};
-  for (int n : options_.secure_sum_parties) {
-    for (int i = 1; i <= n; ++i) participants.push_back("s" + std::to_string(n) + "-" + std::to_string(i));
+  for (int n : Runs("secure-sum") ? options_.secure_sum_parties : std::vector<int>{}) {
+    for (int i = 1; i <= n; ++i) {
+      participants.push_back("s" + std::to_string(n) + "-" + std::to_string(i));
+    }
   }
   Note("creating a federation of " + std::to_string(participants.size()) +
        " participants with nodelink-keys");
@@ -276,20 +282,24 @@ int Bench::Run() {
   for (const char* queue : {"sqlite", "memory"}) {
     if (!fed_.StartHub(std::string("hub-") + queue, {"--queue", queue})) return 1;
     Note(std::string("hub up (TLS, ") + queue + " queue) on " + fed_.HubAddress());
-    for (size_t size : options_.sizes) {
+    for (size_t size : Runs("throughput") ? options_.sizes : std::vector<size_t>{}) {
       report["throughput"].push_back(Throughput(std::string("nodelink-") + queue, size));
       if (std::string(queue) == "memory") report["throughput"].push_back(Throughput("raw", size));
     }
-    if (std::string(queue) == "sqlite") {
-      const uint64_t light = std::max<uint64_t>(50, static_cast<uint64_t>(2000 * options_.scale));
-      const uint64_t heavy = std::max<uint64_t>(200, static_cast<uint64_t>(20000 * options_.scale));
-      report["round_trips"].push_back(RoundTrips(light, 1));
-      report["round_trips"].push_back(RoundTrips(heavy, 32));
+    const uint64_t light = std::max<uint64_t>(50, static_cast<uint64_t>(2000 * options_.scale));
+    const uint64_t heavy = std::max<uint64_t>(200, static_cast<uint64_t>(20000 * options_.scale));
+    for (auto [count, in_flight] : {std::pair{light, 1u}, std::pair{heavy, 32u}}) {
+      if (!Runs("round-trips")) break;
+      json trips = RoundTrips(count, in_flight);
+      trips["queue"] = queue;
+      report["round_trips"].push_back(trips);
+    }
+    if (std::string(queue) == "sqlite" && Runs("secure-sum")) {
       for (int n : options_.secure_sum_parties) report["secure_sum"].push_back(SecureSum(n));
     }
     fed_.StopHub();
   }
-  for (size_t size : options_.sizes) {
+  for (size_t size : Runs("throughput") ? options_.sizes : std::vector<size_t>{}) {
     CryptoFloor f = MeasureCryptoFloor(size, 20);
     report["crypto_floor"].push_back({{"payload_bytes", size},
                                       {"seal_us", f.seal_us},
@@ -305,8 +315,11 @@ int Bench::Run() {
 }
 
 void Bench::PrintTable(const json& r) const {
+  // A part that did not run has no key.
+  const json none = json::array();
+  auto section = [&](const char* key) -> const json& { return r.contains(key) ? r[key] : none; };
   auto find = [&](const std::string& kind, size_t size) -> const json* {
-    for (const json& t : r["throughput"]) {
+    for (const json& t : section("throughput")) {
       if (t["kind"] == kind && t["payload_bytes"] == size) return &t;
     }
     return nullptr;
@@ -319,8 +332,7 @@ void Bench::PrintTable(const json& r) const {
             << "One-way messages, sender process -> hub (TLS) -> receiver process:\n"
             << "payload  | nodelink, durable hub   | nodelink, memory queue | raw relay (no crypto,"
                " memory) | crypto floor | durable/raw | durable/floor | hub RSS\n";
-  for (size_t i = 0; i < r["crypto_floor"].size(); ++i) {
-    const json& floor = r["crypto_floor"][i];
+  for (const json& floor : section("crypto_floor")) {
     const size_t size = floor["payload_bytes"];
     const json* durable = find("nodelink-sqlite", size);
     const double d = rate(durable), m = rate(find("nodelink-memory", size)),
@@ -336,25 +348,27 @@ void Bench::PrintTable(const json& r) const {
                     ? (std::to_string((*durable)["hub_rss_kib"].get<long>() / 1024) + " MiB").c_str()
                     : "-");
   }
-  std::cout << "\nRequest/reply round trips, 64 B, durable hub:\n";
-  for (const json& t : r["round_trips"]) {
+  std::cout << "\nRequest/reply round trips, 64 B:\n";
+  for (const json& t : section("round_trips")) {
+    const std::string hub = t["queue"] == "sqlite" ? "durable hub" : "memory-queue hub";
     if (!t.contains("p50_us")) {
-      std::cout << "  " << t["in_flight"] << " in flight: FAILED " << t.value("error", "") << "\n";
+      std::cout << "  " << hub << ", " << t["in_flight"]
+                << " in flight: FAILED " << t.value("error", "") << "\n";
       continue;
     }
-    std::cout << "  " << t["in_flight"] << " in flight: p50 " << Fixed(t["p50_us"].get<double>())
+    std::cout << "  " << hub << ", " << t["in_flight"] << " in flight: p50 " << Fixed(t["p50_us"].get<double>())
               << " us, p99 " << Fixed(t["p99_us"].get<double>()) << " us, p99.9 "
               << Fixed(t["p999_us"].get<double>()) << " us, "
               << Fixed(t["replies_per_second"].get<double>()) << " replies/s\n";
   }
   std::cout << "\nSecure sum (cold channels, daemons connected):\n";
-  for (const json& t : r["secure_sum"]) {
+  for (const json& t : section("secure_sum")) {
     std::cout << "  " << t["parties"] << " parties: "
               << (t.contains("elapsed_ms") ? std::to_string(t["elapsed_ms"].get<uint64_t>()) + " ms"
                                            : "FAILED " + t.value("error", std::string()))
               << "\n";
   }
-  for (const json& t : r["throughput"]) {
+  for (const json& t : section("throughput")) {
     if (t.contains("error")) {
       std::cout << "FAILED: " << t["kind"].get<std::string>() << " "
                 << SizeName(t["payload_bytes"]) << ": " << t["error"].get<std::string>() << "\n";

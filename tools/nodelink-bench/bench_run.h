@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 namespace nodelink::bench {
@@ -13,6 +14,8 @@ struct BenchOptions {
   std::vector<size_t> sizes = {64, 4096, size_t{1} << 20, size_t{15} << 20};
   double scale = 1.0;                         // multiplies every message count
   std::vector<int> secure_sum_parties = {3, 10};
+  // Which parts run: "throughput", "round-trips", "secure-sum" (all by default).
+  std::vector<std::string> parts = {"throughput", "round-trips", "secure-sum"};
   bool json = false;
   bool keep = false;  // keep the temporary directory
 };

@@ -29,6 +29,10 @@ int main(int argc, char** argv) {
                  "party counts of the secure sums, comma-separated (default 3,10)")
       ->delimiter(',')
       ->check(CLI::Range(3, 100));
+  app.add_option("--only", options.parts,
+                 "run only these parts, comma-separated: throughput, round-trips, secure-sum")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"throughput", "round-trips", "secure-sum"}));
   app.add_flag("--json", options.json, "print the results as JSON (progress stays on stderr)");
   app.add_flag("--keep", options.keep, "keep the temporary directory");
 

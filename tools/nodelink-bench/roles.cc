@@ -113,6 +113,9 @@ int Sink(Node& node, const RoleFlags& f) {
   });
   Print({{"ready", true}});
   Print(tally.WaitAndReport());
+  // Until the parent says stop: the last receipts reach the hub, and nothing is pushed again to
+  // the next run's receiver.
+  tools::WaitForTerminationSignal();
   return 0;
 }
 
@@ -169,6 +172,13 @@ int Requester(Node& node, const RoleFlags& f) {
 
 // ---- The transport ceiling: the same hub and TLS, no crypto, no channel, no store ----
 
+// The raw roles name a run by its channel id, so a sink counts only its own run's envelopes.
+std::string RunChannelId(const std::string& tag) {
+  std::string id = tag.substr(0, messages::kIdBytes);
+  id.resize(messages::kIdBytes, '-');
+  return id;
+}
+
 struct RawLink {
   std::unique_ptr<transport::HubClient> client;
   std::string federation, node_id;
@@ -212,7 +222,9 @@ int RawSink(const RoleFlags& f) {
   transport::HubClient* client = nullptr;
   std::mutex client_mu;
   auto link = RawConnect(f, [&](v1::Envelope e) {
-    if (e.sender() == f.peer) tally.Add(MonotonicNs());
+    if (e.sender() == f.peer && e.sealed().channel_id() == RunChannelId(f.tag)) {
+      tally.Add(MonotonicNs());
+    }
     std::lock_guard lock(client_mu);
     if (client != nullptr) client->Acknowledge(e.message_id());
   });
@@ -223,6 +235,7 @@ int RawSink(const RoleFlags& f) {
   }
   Print({{"ready", true}});
   Print(tally.WaitAndReport());
+  tools::WaitForTerminationSignal();  // as Sink
   std::lock_guard lock(client_mu);
   client = nullptr;
   return 0;
@@ -234,7 +247,7 @@ int RawSource(const RoleFlags& f) {
   // A structurally valid Sealed of the size a real one of this payload has (lp framing, a DER
   // signature and the AEAD tag): the hub relays it without opening it, as it relays every one.
   const std::string ciphertext(f.size + 4 + 4 + 72 + 16 + 32, 'c');
-  const std::string channel_id = ToString(core::RandomBytes(messages::kIdBytes));
+  const std::string channel_id = RunChannelId(f.tag);
   std::mutex mu;
   std::condition_variable cv;
   uint64_t in_flight = 0, answered = 0, failed = 0;
