@@ -341,6 +341,43 @@ TEST_CASE("receiving checks of PROTOCOL section 7, row by row") {
     // Neither forgery blocked the real request.
     CHECK(relay.Deliver(request[0]) == ReceiveCode::kOk);
   }
+  SUBCASE("6 on the initiator: a forged SetupReply is refused and the real one still completes") {
+    fed.SendApp(c, "node-b", "from c");
+    auto request = relay.Take("node-b");
+    REQUIRE(request.size() == 1);
+    CHECK(relay.Deliver(request[0]) == ReceiveCode::kOk);
+    auto reply = relay.Take("node-c");
+    REQUIRE(reply.size() == 1);
+    REQUIRE(reply[0].has_setup_reply());
+    v1::Envelope bad_sig = reply[0];
+    std::string sig = bad_sig.setup_reply().signature();
+    sig[sig.size() - 2] ^= 1;
+    bad_sig.mutable_setup_reply()->set_signature(sig);
+    CHECK(relay.Deliver(bad_sig) == ReceiveCode::kBadSignature);
+    v1::Envelope bad_point = reply[0];
+    std::string point = bad_point.setup_reply().ephemeral_key();
+    point[64] ^= 1;
+    bad_point.mutable_setup_reply()->set_ephemeral_key(point);
+    CHECK(relay.Deliver(bad_point) == ReceiveCode::kMalformed);
+    // A reply signed by a certificate of another CA for the same node id.
+    Federation other;
+    TestNode& fake_b = other.AddNode("node-b");
+    v1::Envelope foreign = reply[0];
+    foreign.mutable_setup_reply()->clear_cert_chain();
+    auto fake_identity = fake_b.store->LoadIdentity();
+    REQUIRE(fake_identity.ok());
+    for (const Bytes& der : fake_identity->cert_chain_der) {
+      foreign.mutable_setup_reply()->add_cert_chain(ToString(der));
+    }
+    CHECK(relay.Deliver(foreign) == ReceiveCode::kBadCertificate);
+    CHECK(ChannelsWith(c, "node-b").empty());  // no forgery made a channel
+    // The real reply completes the setup, and the message that waited for it goes out.
+    CHECK(relay.Deliver(reply[0]) == ReceiveCode::kOk);
+    relay.Pump();
+    CHECK(ChannelsWith(c, "node-b").size() == 1);
+    auto payloads = b.ReceivedPayloads();
+    CHECK(std::find(payloads.begin(), payloads.end(), "from c") != payloads.end());
+  }
   SUBCASE("7 UNKNOWN_CHANNEL answers with a signed ChannelUnknown, at most once a minute") {
     Bytes unknown = core::RandomBytes(16);
     CHECK(relay.Deliver(SealedTo(a, "node-b", unknown, secret, 1, AppInner("x"), now, a_key)) ==
