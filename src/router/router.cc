@@ -792,8 +792,9 @@ void Router::Impl::SendAll(std::map<std::string, v1::Inner> per_party, uint64_t 
   state->done = std::move(done);
   // Every request is issued before any is waited for: Request never blocks, and the overlay runs
   // the channel setups of new peers in parallel.
-  for (auto& [party, inner] : per_party) {
-    Request(party, std::move(inner), deadline_ms, [state, party](RequestOutcome outcome) {
+  for (auto& entry : per_party) {
+    const std::string& party = entry.first;  // clang 14 cannot capture a structured binding
+    Request(party, std::move(entry.second), deadline_ms, [state, party](RequestOutcome outcome) {
       {
         std::lock_guard lock(state->mu);
         state->result.outcomes.insert_or_assign(party, std::move(outcome));

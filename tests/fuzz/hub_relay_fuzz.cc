@@ -85,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           (void)relay.Attach(session(who), ids[who], 0);
           break;
         case 2:
-          clock.Advance(uint64_t{op >> 2} * 1000);
+          clock.Advance(static_cast<uint64_t>(op >> 2) * 1000);
           (void)relay.ExpireNow();
           break;
         default:
