@@ -34,6 +34,22 @@ core::SecretBytes SecretOf(TestNode& node, const std::string& peer, const Bytes&
   return {};
 }
 
+// Delivers the one setup request queued for node-b and takes node-b's one reply to `initiator`.
+std::pair<v1::Envelope, v1::Envelope> AnsweredSetup(Relay& relay, const std::string& initiator) {
+  auto request = relay.Take("node-b");
+  REQUIRE(request.size() == 1);
+  CHECK(relay.Deliver(request[0]) == ReceiveCode::kOk);
+  auto reply = relay.Take(initiator);
+  REQUIRE(reply.size() == 1);
+  return {request[0], reply[0]};
+}
+
+// `bytes` with the bit 0 of byte `at` flipped.
+std::string Flipped(std::string bytes, size_t at) {
+  bytes[at] ^= 1;
+  return bytes;
+}
+
 std::vector<ChannelInfo> ChannelsWith(TestNode& node, const std::string& peer) {
   std::vector<ChannelInfo> out;
   for (const ChannelInfo& c : node.manager->Channels()) {
@@ -274,15 +290,11 @@ TEST_CASE("receiving checks of PROTOCOL section 7, row by row") {
   SUBCASE("5 DUPLICATE setup request is answered again with the stored reply") {
     TestNode& d = fed.AddNode("node-d");
     fed.SendApp(d, "node-b", "from d");
-    auto request = relay.Take("node-b");
-    REQUIRE(request.size() == 1);
-    CHECK(relay.Deliver(request[0]) == ReceiveCode::kOk);
-    auto first_reply = relay.Take("node-d");
-    REQUIRE(first_reply.size() == 1);
-    CHECK(relay.Deliver(request[0]) == ReceiveCode::kDuplicate);
+    auto [request, first_reply] = AnsweredSetup(relay, "node-d");
+    CHECK(relay.Deliver(request) == ReceiveCode::kDuplicate);
     auto second_reply = relay.Take("node-d");
     REQUIRE(second_reply.size() == 1);
-    CHECK(second_reply[0].SerializeAsString() == first_reply[0].SerializeAsString());
+    CHECK(second_reply[0].SerializeAsString() == first_reply.SerializeAsString());
   }
   SUBCASE("6 BAD_CERTIFICATE: another CA, expired") {
     Federation other;  // another CA, same federation name
@@ -343,26 +355,20 @@ TEST_CASE("receiving checks of PROTOCOL section 7, row by row") {
   }
   SUBCASE("6 on the initiator: a forged SetupReply is refused and the real one still completes") {
     fed.SendApp(c, "node-b", "from c");
-    auto request = relay.Take("node-b");
-    REQUIRE(request.size() == 1);
-    CHECK(relay.Deliver(request[0]) == ReceiveCode::kOk);
-    auto reply = relay.Take("node-c");
-    REQUIRE(reply.size() == 1);
-    REQUIRE(reply[0].has_setup_reply());
-    v1::Envelope bad_sig = reply[0];
-    std::string sig = bad_sig.setup_reply().signature();
-    sig[sig.size() - 2] ^= 1;
-    bad_sig.mutable_setup_reply()->set_signature(sig);
+    const v1::Envelope reply = AnsweredSetup(relay, "node-c").second;
+    REQUIRE(reply.has_setup_reply());
+    v1::Envelope bad_sig = reply;
+    const std::string& sig = reply.setup_reply().signature();
+    bad_sig.mutable_setup_reply()->set_signature(Flipped(sig, sig.size() - 2));
     CHECK(relay.Deliver(bad_sig) == ReceiveCode::kBadSignature);
-    v1::Envelope bad_point = reply[0];
-    std::string point = bad_point.setup_reply().ephemeral_key();
-    point[64] ^= 1;
-    bad_point.mutable_setup_reply()->set_ephemeral_key(point);
+    v1::Envelope bad_point = reply;
+    bad_point.mutable_setup_reply()->set_ephemeral_key(
+        Flipped(reply.setup_reply().ephemeral_key(), 64));
     CHECK(relay.Deliver(bad_point) == ReceiveCode::kMalformed);
     // A reply signed by a certificate of another CA for the same node id.
     Federation other;
     TestNode& fake_b = other.AddNode("node-b");
-    v1::Envelope foreign = reply[0];
+    v1::Envelope foreign = reply;
     foreign.mutable_setup_reply()->clear_cert_chain();
     auto fake_identity = fake_b.store->LoadIdentity();
     REQUIRE(fake_identity.ok());
@@ -372,7 +378,7 @@ TEST_CASE("receiving checks of PROTOCOL section 7, row by row") {
     CHECK(relay.Deliver(foreign) == ReceiveCode::kBadCertificate);
     CHECK(ChannelsWith(c, "node-b").empty());  // no forgery made a channel
     // The real reply completes the setup, and the message that waited for it goes out.
-    CHECK(relay.Deliver(reply[0]) == ReceiveCode::kOk);
+    CHECK(relay.Deliver(reply) == ReceiveCode::kOk);
     relay.Pump();
     CHECK(ChannelsWith(c, "node-b").size() == 1);
     auto payloads = b.ReceivedPayloads();
