@@ -547,6 +547,18 @@ TEST_CASE("renewal by age: the smaller id renews; the old secret is erased after
     std::string needle = ToString(first_secret.ExposeSecret());
     CHECK(bytes.find(needle) == std::string::npos);
   }
+  // Rows 5 and 7 on the tombstone: a number it marked is a DUPLICATE; an unmarked one finds no
+  // live channel, and B answers ChannelUnknown.
+  core::EcPrivateKey a_key = std::move(a.store->LoadIdentity()->key);
+  const uint64_t now = fed.clock().NowMs();
+  CHECK(fed.relay().Deliver(SealedTo(a, "node-b", first, first_secret, 1, AppInner("again"), now,
+                                     a_key)) == ReceiveCode::kDuplicate);
+  CHECK(fed.relay().Deliver(SealedTo(a, "node-b", first, first_secret, 99, AppInner("late"), now,
+                                     a_key)) == ReceiveCode::kUnknownChannel);
+  auto answers = fed.relay().Take("node-a");
+  REQUIRE(answers.size() == 1);
+  CHECK(answers[0].has_channel_unknown());
+  CHECK(b.ReceivedPayloads() == std::vector<std::string>{"1", "2", "3"});
   // The tombstone goes after TTL + 2 x skew.
   fed.clock().Advance(3'600'000 + 2 * 600'000 + 1);
   b.manager->Maintain();
