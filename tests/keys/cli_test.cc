@@ -156,6 +156,26 @@ TEST_CASE("scripted session: CA, hub certificate, three node stores, show --json
   CHECK(store->IsApprovedCoParty("node-d"));
   CHECK_FALSE(store->IsApprovedCoParty("node-e"));
   store.reset();
+  // A first-use record (what a verified setup leaves under tofu), then reset by the operator.
+  s.Ok({"trust", "policy", "--store", "node-a.db", "tofu"});
+  const core::EcPublicKey e_key = testing::NewKey().PublicKey();
+  store = testing::OpenStore(s.File("node-a.db"), core::SystemClock::Get(), "pw");
+  REQUIRE(store->RecordFirstUse("node-e", e_key).ok());
+  store.reset();
+  auto has_node = [&](const std::string& id) {
+    const json listed = s.Json({"trust", "list", "--store", "node-a.db", "--json"});
+    for (const json& n : listed["nodes"]) {
+      if (n["node_id"] == id) return true;
+    }
+    return false;
+  };
+  CHECK(has_node("node-e"));
+  s.Ok({"trust", "reset", "--store", "node-a.db", "node-e"});
+  CHECK_FALSE(has_node("node-e"));
+  store = testing::OpenStore(s.File("node-a.db"), core::SystemClock::Get(), "pw");
+  CHECK(store->CheckPin("node-e", e_key)->kind == PinVerdict::Kind::kFirstUse);  // forgotten
+  store.reset();
+  s.Ok({"trust", "policy", "--store", "node-a.db", "pinned"});
 
   // Channels and contexts listings parse (empty until the overlay fills them).
   CHECK(s.Json({"channels", "list", "--store", "node-a.db", "--json"}).empty());
