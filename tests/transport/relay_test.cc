@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <deque>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -92,6 +93,11 @@ class FakeSession final : public Session {
 };
 
 struct Rig {
+  // Sessions live in the rig, declared first so that they go last: a committer completion may
+  // push to a session until committer->Stop() (the relay's contract: detach before destroying).
+  std::deque<FakeSession> sessions;
+  FakeSession& NewSession() { return sessions.emplace_back(); }
+
   explicit Rig(RelayOptions o = {}, QueueBounds bounds = {}) {
     if (o.federation.empty()) o.federation = "fed";
     committer = std::make_unique<QueueCommitter>(std::make_unique<MemoryQueueStore>(),
@@ -112,7 +118,8 @@ TEST_CASE("relay: Welcome, Accepted after commit, push, and delete on Delivered"
   o.max_envelope_bytes = 4096;
   o.queue_ttl_ms = 60'000;
   Rig rig(o);
-  FakeSession a, b;
+  FakeSession& a = rig.NewSession();
+  FakeSession& b = rig.NewSession();
   REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
   REQUIRE(rig.relay->Attach(&b, "node-b", 0).ok());
   REQUIRE(a.sent().size() == 1);
@@ -143,7 +150,7 @@ TEST_CASE("relay: each acceptance rule answers its Rejected code") {
   o.max_envelope_bytes = 300;
   o.members = std::set<std::string>{"node-a", "node-b"};
   Rig rig(o);
-  FakeSession a;
+  FakeSession& a = rig.NewSession();
   REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
   auto expect = [&](v1::Envelope e, v1::Code code) {
     const size_t before = a.rejected().size();
@@ -170,7 +177,7 @@ TEST_CASE("relay: each acceptance rule answers its Rejected code") {
   expect(Env("node-a", "node-x", Id(7)), v1::UNKNOWN_DESTINATION);
   CHECK(rig.counters.rejected[v1::IMPERSONATION].load() == 1);
   // A non-member cannot connect.
-  FakeSession x;
+  FakeSession& x = rig.NewSession();
   CHECK(rig.relay->Attach(&x, "node-x", 0).code() == absl::StatusCode::kPermissionDenied);
 }
 
@@ -178,7 +185,8 @@ TEST_CASE("relay: rate limit per sender, refilled by the injected clock") {
   RelayOptions o;
   o.rate = RateLimit{2, 2};  // 2 per second, burst 2
   Rig rig(o);
-  FakeSession a, b;
+  FakeSession& a = rig.NewSession();
+  FakeSession& b = rig.NewSession();
   REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
   REQUIRE(rig.relay->Attach(&b, "node-b", 0).ok());
   for (int i = 0; i < 3; ++i) rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "node-b", Id(i)));
@@ -197,7 +205,8 @@ TEST_CASE("relay: rate limit per sender, refilled by the injected clock") {
 
 TEST_CASE("relay: credits bound pushes; acknowledgements in any order free them") {
   Rig rig;
-  FakeSession a, b;
+  FakeSession& a = rig.NewSession();
+  FakeSession& b = rig.NewSession();
   REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
   REQUIRE(rig.relay->Attach(&b, "node-b", 2).ok());  // max_in_flight 2
   for (int i = 1; i <= 5; ++i) rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "node-b", Id(i)));
@@ -225,7 +234,9 @@ TEST_CASE("relay: two senders' envelopes with one message id are never in flight
   // Delivered names no sender: if both were in flight, the recipient's receipt for one could
   // delete the other before it was processed. The later one waits for the earlier's receipt.
   Rig rig;
-  FakeSession x, y, r;
+  FakeSession& x = rig.NewSession();
+  FakeSession& y = rig.NewSession();
+  FakeSession& r = rig.NewSession();
   REQUIRE(rig.relay->Attach(&x, "node-x", 0).ok());
   REQUIRE(rig.relay->Attach(&y, "node-y", 0).ok());
   const std::string shared = Id(42);
@@ -255,7 +266,9 @@ TEST_CASE("relay: two senders' envelopes with one message id are never in flight
 
 TEST_CASE("relay: a newer stream replaces the older; unacknowledged envelopes are pushed again") {
   Rig rig;
-  FakeSession a, b1, b2;
+  FakeSession& a = rig.NewSession();
+  FakeSession& b1 = rig.NewSession();
+  FakeSession& b2 = rig.NewSession();
   REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
   REQUIRE(rig.relay->Attach(&b1, "node-b", 0).ok());
   for (int i = 1; i <= 3; ++i) rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "node-b", Id(i)));
@@ -280,7 +293,7 @@ TEST_CASE("relay: a newer stream replaces the older; unacknowledged envelopes ar
 
 TEST_CASE("relay: QUEUE_FULL at the recipient's bound") {
   Rig rig(RelayOptions{}, QueueBounds{2, 0});
-  FakeSession a;
+  FakeSession& a = rig.NewSession();
   REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
   for (int i = 1; i <= 3; ++i) rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "offline", Id(i)));
   REQUIRE(Eventually([&] { return a.CountAccepted() == 2 && a.rejected().size() == 1; }));
@@ -292,7 +305,7 @@ TEST_CASE("relay: expiry sends Rejected{EXPIRED} to the sender, durably queued i
   RelayOptions o;
   o.queue_ttl_ms = 1000;
   Rig rig(o);
-  FakeSession a;
+  FakeSession& a = rig.NewSession();
   REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
   rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "offline", Id(1)));
   REQUIRE(Eventually([&] { return a.CountAccepted() == 1; }));
@@ -305,7 +318,7 @@ TEST_CASE("relay: expiry sends Rejected{EXPIRED} to the sender, durably queued i
   REQUIRE(one.ok());
   CHECK(*one == 1);
   CHECK(rig.counters.expired.load() == 1);
-  FakeSession a2;
+  FakeSession& a2 = rig.NewSession();
   REQUIRE(rig.relay->Attach(&a2, "node-a", 0).ok());
   REQUIRE(Eventually([&] { return a2.rejected().size() == 1; }));
   CHECK(a2.rejected()[0].code() == v1::EXPIRED);
@@ -319,7 +332,7 @@ TEST_CASE("relay: expiry sends Rejected{EXPIRED} to the sender, durably queued i
   rig.relay->OnNoticeWritten(notice_id);
   REQUIRE(Eventually([&] { return rig.committer->totals().items == 0; }));
   // The recipient that connects later gets nothing.
-  FakeSession late;
+  FakeSession& late = rig.NewSession();
   REQUIRE(rig.relay->Attach(&late, "offline", 0).ok());
   std::promise<void> flushed;
   CHECK(rig.committer->Fetch("offline", 0, 1, 1, [&](auto) { flushed.set_value(); }));
@@ -329,11 +342,11 @@ TEST_CASE("relay: expiry sends Rejected{EXPIRED} to the sender, durably queued i
 
 TEST_CASE("relay: EndAll ends every stream and refuses new ones") {
   Rig rig;
-  FakeSession a;
+  FakeSession& a = rig.NewSession();
   REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
   rig.relay->EndAll(absl::UnavailableError("stopping"));
   REQUIRE(a.ended().has_value());
-  FakeSession b;
+  FakeSession& b = rig.NewSession();
   CHECK(rig.relay->Attach(&b, "node-b", 0).code() == absl::StatusCode::kUnavailable);
 }
 
