@@ -1,6 +1,5 @@
 #include "bench_run.h"
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
