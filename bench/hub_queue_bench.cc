@@ -1,0 +1,84 @@
+// The hub's durable queue per envelope: group commit of appends (what Accepted waits for) and
+// the deletes that Delivered causes, SQLite (synchronous=NORMAL, WAL, as the hub runs it) against
+// the in-memory store. Results: bench/RESULTS.md.
+#include <benchmark/benchmark.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "process/temp_dir.h"
+#include "transport/memory_queue_store.h"
+#include "transport/queue_committer.h"
+#include "transport/sqlite_queue_store.h"
+
+namespace nodelink::transport {
+namespace {
+
+std::unique_ptr<QueueStore> MakeStore(bool durable, const std::string& dir) {
+  if (!durable) return std::make_unique<MemoryQueueStore>();
+  SqliteQueueOptions options;
+  options.path = dir + "/queue.db";
+  auto store = SqliteQueueStore::Open(options);
+  if (!store.ok()) std::abort();  // a fresh temporary directory: failure is a broken machine
+  return *std::move(store);
+}
+
+// Args: durable (0/1), body bytes. Each iteration appends 256 envelopes at once (as many
+// senders do), waits for every Accepted-ready completion, then deletes them (Delivered).
+void BM_QueueAppendThenDelete(benchmark::State& state) {
+  const bool durable = state.range(0) != 0;
+  const auto body_bytes = static_cast<size_t>(state.range(1));
+  constexpr int kBatch = 256;
+  process::TempDir dir;
+  QueueCommitter committer(MakeStore(durable, dir.path()), CommitterOptions{});
+  const std::string body(body_bytes, 'e');
+  uint64_t serial = 0;
+  for (auto _ : state) {
+    std::mutex mu;
+    std::condition_variable cv;
+    int done = 0;
+    std::vector<uint64_t> ids(kBatch, 0);
+    for (int i = 0; i < kBatch; ++i) {
+      AppendRequest r;
+      r.sender = "node-a";
+      r.recipient = "node-b";
+      r.message_id = std::to_string(++serial);
+      r.message_id.resize(16, '-');
+      r.now_ms = 1;
+      r.expires_at_ms = ~uint64_t{0} >> 1;
+      r.body = body;
+      committer.Append(std::move(r), [&, i](const absl::StatusOr<AppendResult>& result) {
+        std::lock_guard lock(mu);
+        if (result.ok()) ids[static_cast<size_t>(i)] = result->id;
+        if (++done == kBatch) cv.notify_all();
+      });
+    }
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return done == kBatch; });
+    }
+    for (uint64_t id : ids) committer.Delete(id);
+  }
+  committer.Stop();
+  state.SetItemsProcessed(state.iterations() * kBatch);
+  state.SetBytesProcessed(state.iterations() * kBatch * static_cast<int64_t>(body_bytes));
+  state.counters["commits"] = static_cast<double>(committer.stats().commits);
+}
+BENCHMARK(BM_QueueAppendThenDelete)
+    ->ArgNames({"durable", "bytes"})
+    ->Args({0, 200})
+    ->Args({1, 200})
+    ->Args({0, 4200})
+    ->Args({1, 4200})
+    ->Args({1, 1 << 20})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace nodelink::transport
+
+BENCHMARK_MAIN();
