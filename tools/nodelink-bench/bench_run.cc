@@ -1,11 +1,9 @@
 #include "bench_run.h"
 
-
 #include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -18,7 +16,6 @@
 #include "process/local_federation.h"
 #include "process/subprocess.h"
 #include "process/temp_dir.h"
-#include "process/wait_for.h"
 
 namespace nodelink::bench {
 namespace {
@@ -110,15 +107,11 @@ std::unique_ptr<Subprocess> Bench::Role(const std::string& role, const std::stri
                                         const std::string& peer, const std::string& tag,
                                         uint64_t count, size_t size, uint32_t concurrency,
                                         uint32_t max_in_flight) {
-  std::vector<std::string> argv = {self_, "participant", "--role", role};
-  for (const std::string& a : fed_.ParticipantArgs(id)) argv.push_back(a);
-  for (const std::string& a :
-       {std::string("--peer"), peer, std::string("--tag"), tag, std::string("--count"),
-        std::to_string(count), std::string("--size"), std::to_string(size),
-        std::string("--concurrency"), std::to_string(concurrency),
-        std::string("--max-in-flight"), std::to_string(max_in_flight)}) {
-    argv.push_back(a);
-  }
+  const std::vector<std::string> argv = fed_.ParticipantCommand(
+      self_, {"participant", "--role", role}, id,
+      {"--peer", peer, "--tag", tag, "--count", std::to_string(count), "--size",
+       std::to_string(size), "--concurrency", std::to_string(concurrency), "--max-in-flight",
+       std::to_string(max_in_flight)});
   return Subprocess::Start(argv);
 }
 
@@ -206,39 +199,21 @@ json Bench::RoundTrips(uint64_t count, uint32_t concurrency) {
 json Bench::SecureSum(int parties) {
   json out = {{"parties", parties}};
   std::vector<std::unique_ptr<Subprocess>> daemons;
+  std::vector<std::string> ids;
   std::string list;
   for (int i = 1; i <= parties; ++i) {
     const std::string id = "s" + std::to_string(parties) + "-" + std::to_string(i);
+    ids.push_back(id);
     list += (i > 1 ? "," : "") + id;
     {
-      std::ofstream(fed_.Path(id + ".input")) << i << "\n";
+      std::ofstream(fed_.InputFile(id)) << i << "\n";
     }
-    std::vector<std::string> argv = {fed_.Tool("nodelink-node")};
-    for (const std::string& a : fed_.ParticipantArgs(id)) argv.push_back(a);
-    for (const std::string& a :
-         {std::string("--researcher"), std::string(kResearcher), std::string("--co-party"),
-          std::string("*"), std::string("--log-level"), std::string("warn"),
-          std::string("--input"), fed_.Path(id + ".input"), std::string("--status-file"),
-          fed_.Path(id + ".status")}) {
-      argv.push_back(a);
-    }
-    daemons.push_back(Subprocess::Start(argv));
+    daemons.push_back(fed_.StartNode(id, {"--researcher", kResearcher, "--co-party", "*"}));
   }
-  bool connected = process::WaitFor(
-      [&] {
-        for (int i = 1; i <= parties; ++i) {
-          const std::string id = "s" + std::to_string(parties) + "-" + std::to_string(i);
-          if (!std::filesystem::exists(fed_.Path(id + ".status"))) return false;
-        }
-        return true;
-      },
-      std::chrono::seconds(60));
-  std::vector<std::string> argv = {fed_.Tool("nodelink-researcher"), "secure-sum"};
-  for (const std::string& a : fed_.ParticipantArgs(kResearcher)) argv.push_back(a);
-  for (const std::string& a : {std::string("--parties"), list, std::string("--timeout"),
-                               std::string("60"), std::string("--json")}) {
-    argv.push_back(a);
-  }
+  const bool connected = fed_.NodesConnected(ids, std::chrono::seconds(60));
+  const std::vector<std::string> argv =
+      fed_.ParticipantCommand(fed_.Tool("nodelink-researcher"), {"secure-sum"}, kResearcher,
+                              {"--parties", list, "--timeout", "60", "--json"});
   auto researcher = connected ? Subprocess::Start(argv) : nullptr;
   auto rc = researcher ? researcher->Wait(std::chrono::seconds(120)) : std::nullopt;
   std::string text;

@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <csignal>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -19,7 +18,6 @@
 #include "process/local_federation.h"
 #include "process/subprocess.h"
 #include "process/temp_dir.h"
-#include "process/wait_for.h"
 
 namespace {
 
@@ -33,8 +31,7 @@ constexpr char kFederation[] = "demo";
 class Demo {
  public:
   Demo(std::string dir, int nodes, int elements, double timeout_s, int kill_after)
-      : fed_(dir, nodelink::process::ExecutableDir(), kFederation),
-        dir_(std::move(dir)),
+      : fed_(std::move(dir), nodelink::process::ExecutableDir(), kFederation),
         nodes_(nodes),
         elements_(elements),
         timeout_s_(timeout_s),
@@ -57,7 +54,6 @@ class Demo {
   }
 
   LocalFederation fed_;
-  std::string dir_;
   int nodes_;
   int elements_;
   double timeout_s_;
@@ -94,29 +90,20 @@ bool Demo::StartHub() {
 
 bool Demo::StartNodes() {
   std::mt19937_64 rng(std::random_device{}());
+  std::vector<std::string> ids;
   for (int i = 0; i < nodes_; ++i) {
     std::vector<long long> values;
-    std::ofstream input(Path(NodeId(i) + ".input"));
+    std::ofstream input(fed_.InputFile(NodeId(i)));
     for (int e = 0; e < elements_; ++e) {
       values.push_back(static_cast<long long>(rng() % 1'000'000));
       input << values.back() << "\n";
     }
     inputs_.push_back(values);
-    node_processes_.push_back(Subprocess::Start(
-        {Tool("nodelink-node"), "--store", fed_.StorePath(NodeId(i)), "--passphrase-file",
-         fed_.PassphraseFile(), "--hub", fed_.HubAddress(), "--input", Path(NodeId(i) + ".input"),
-         "--status-file", Path(NodeId(i) + ".status"), "--log-level", "warn"}));
+    node_processes_.push_back(fed_.StartNode(NodeId(i)));
     if (!node_processes_.back()) return false;
+    ids.push_back(NodeId(i));
   }
-  bool connected = nodelink::process::WaitFor(
-      [&] {
-        for (int i = 0; i < nodes_; ++i) {
-          if (!std::filesystem::exists(Path(NodeId(i) + ".status"))) return false;
-        }
-        return true;
-      },
-      std::chrono::seconds(30));
-  if (!connected) {
+  if (!fed_.NodesConnected(ids, std::chrono::seconds(30))) {
     std::cerr << "nodelink-demo: not every node connected to the hub within 30 s\n";
     return false;
   }
@@ -128,13 +115,10 @@ bool Demo::StartNodes() {
 int Demo::RunSecureSum() {
   std::string parties;
   for (int i = 0; i < nodes_; ++i) parties += (i ? "," : "") + NodeId(i);
-  std::vector<std::string> argv = {Tool("nodelink-researcher"), "secure-sum"};
-  for (const std::string& a : fed_.ParticipantArgs("researcher")) argv.push_back(a);
-  for (const std::string& a : {std::string("--parties"), parties, std::string("--elements"),
-                               std::to_string(elements_), std::string("--timeout"),
-                               std::to_string(timeout_s_), std::string("--json")}) {
-    argv.push_back(a);
-  }
+  const std::vector<std::string> argv = fed_.ParticipantCommand(
+      Tool("nodelink-researcher"), {"secure-sum"}, "researcher",
+      {"--parties", parties, "--elements", std::to_string(elements_), "--timeout",
+       std::to_string(timeout_s_), "--json"});
   Say("researcher: secure-sum over " + parties);
   const bool kill_one = kill_index_ >= 0 && kill_index_ < nodes_;
   // Its stderr is captured (and still shown) only to see when the run has begun.
@@ -200,7 +184,7 @@ int Demo::RunSecureSum() {
 }
 
 int Demo::Run() {
-  Say("nodelink secure-sum demo in " + dir_);
+  Say("nodelink secure-sum demo in " + fed_.dir());
   if (!CreateFederation() || !StartHub() || !StartNodes()) return 1;
   int rc = RunSecureSum();
   // What the participants did, from their own stores and the hub: each node prints its counters

@@ -1,6 +1,7 @@
 #include "process/local_federation.h"
 
-#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
@@ -8,6 +9,9 @@
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <sstream>
+
+#include "process/wait_for.h"
 
 namespace nodelink::process {
 
@@ -20,13 +24,12 @@ std::string ExecutableDir() {
 LocalFederation::LocalFederation(std::string dir, std::string bin_dir, std::string federation)
     : dir_(std::move(dir)), bin_(std::move(bin_dir)), federation_(std::move(federation)) {}
 
-bool LocalFederation::Run(const std::vector<std::string>& argv, std::string* output) {
+bool LocalFederation::Run(const std::vector<std::string>& argv) {
   auto child = Subprocess::Start(argv);
   if (!child) return false;
   auto rc = child->Wait(std::chrono::seconds(60));
   std::string lines;
   for (const std::string& l : child->Lines()) lines += l + "\n";
-  if (output) *output = lines;
   if (!rc || *rc != 0) {
     std::cerr << argv[0] << " " << (argv.size() > 1 ? argv[1] : "") << " failed (exit "
               << (rc ? std::to_string(*rc) : "timeout") << ")\n"
@@ -38,11 +41,20 @@ bool LocalFederation::Run(const std::vector<std::string>& argv, std::string* out
 
 bool LocalFederation::Create(const std::vector<std::string>& participants) {
   {
-    std::ofstream out(PassphraseFile());
+    // 0600 from the start: the passphrase is never readable by others, not even briefly.
+    const int fd = ::open(PassphraseFile().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      std::cerr << "cannot create " << PassphraseFile() << "\n";
+      return false;
+    }
     std::random_device rd;
-    out << federation_ << "-" << std::hex << rd() << rd() << rd() << "\n";
+    std::ostringstream passphrase;
+    passphrase << federation_ << "-" << std::hex << rd() << rd() << rd() << "\n";
+    const std::string text = passphrase.str();
+    const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ::close(fd);
+    if (!written) return false;
   }
-  ::chmod(PassphraseFile().c_str(), 0600);
   const std::string keys = Tool("nodelink-keys");
   if (!Run({keys, "ca", "init", "--dir", Path("ca"), "--federation", federation_}) ||
       !Run({keys, "hub-key", "--out-key", Path("hub.key"), "--out-csr", Path("hub.csr")}) ||
@@ -102,8 +114,38 @@ void LocalFederation::StopHub() {
   hub_.reset();
 }
 
-std::vector<std::string> LocalFederation::ParticipantArgs(const std::string& id) const {
-  return {"--store", StorePath(id), "--passphrase-file", PassphraseFile(), "--hub", HubAddress()};
+std::vector<std::string> LocalFederation::ParticipantCommand(
+    const std::string& program, const std::vector<std::string>& head, const std::string& id,
+    const std::vector<std::string>& tail) const {
+  std::vector<std::string> argv = {program};
+  argv.insert(argv.end(), head.begin(), head.end());
+  for (const std::string& a : {std::string("--store"), StorePath(id),
+                               std::string("--passphrase-file"), PassphraseFile(),
+                               std::string("--hub"), HubAddress()}) {
+    argv.push_back(a);
+  }
+  argv.insert(argv.end(), tail.begin(), tail.end());
+  return argv;
+}
+
+std::unique_ptr<Subprocess> LocalFederation::StartNode(
+    const std::string& id, const std::vector<std::string>& extra_args) const {
+  std::vector<std::string> tail = {"--input", InputFile(id), "--status-file", StatusFile(id),
+                                   "--log-level", "warn"};
+  tail.insert(tail.end(), extra_args.begin(), extra_args.end());
+  return Subprocess::Start(ParticipantCommand(Tool("nodelink-node"), {}, id, tail));
+}
+
+bool LocalFederation::NodesConnected(const std::vector<std::string>& ids,
+                                     std::chrono::milliseconds timeout) const {
+  return WaitFor(
+      [&] {
+        for (const std::string& id : ids) {
+          if (!std::filesystem::exists(StatusFile(id))) return false;
+        }
+        return true;
+      },
+      timeout);
 }
 
 }  // namespace nodelink::process

@@ -4,6 +4,7 @@
 // starts dies with it.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,17 +21,16 @@ class LocalFederation {
   // Files go to `dir` (which must exist); tools are taken from `bin_dir`.
   LocalFederation(std::string dir, std::string bin_dir, std::string federation);
 
+  const std::string& dir() const { return dir_; }
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
   std::string Tool(const std::string& name) const { return bin_ + "/" + name; }
   std::string StorePath(const std::string& id) const { return Path(id + ".db"); }
   std::string PassphraseFile() const { return Path("passphrase"); }
-  const std::string& federation() const { return federation_; }
-
-  // Runs a tool to completion; false (printing its output to stderr) if it fails.
-  bool Run(const std::vector<std::string>& argv, std::string* output = nullptr);
+  // A node's secret input (integers, one a line), which StartNode gives it.
+  std::string InputFile(const std::string& id) const { return Path(id + ".input"); }
 
   // A CA, a hub certificate for 127.0.0.1, and a key store with a certificate for each of
-  // `participants`, all with one fresh passphrase.
+  // `participants`, all with one fresh passphrase (a 0600 file).
   bool Create(const std::vector<std::string>& participants);
   // `nodelink-keys trust researcher|approve` in `store_owner`'s store.
   bool TrustResearcher(const std::string& store_owner, const std::string& researcher);
@@ -43,13 +43,26 @@ class LocalFederation {
   // SIGTERM, then waits for it to exit.
   void StopHub();
   std::string HubAddress() const { return "127.0.0.1:" + std::to_string(hub_port_); }
-  int hub_port() const { return hub_port_; }
   Subprocess* hub() { return hub_.get(); }
 
-  // The flags every participant tool needs to open `id`'s store and reach the hub.
-  std::vector<std::string> ParticipantArgs(const std::string& id) const;
+  // `program head... <store, passphrase and hub flags of id> tail...`: a participant tool's
+  // command line.
+  std::vector<std::string> ParticipantCommand(const std::string& program,
+                                              const std::vector<std::string>& head,
+                                              const std::string& id,
+                                              const std::vector<std::string>& tail = {}) const;
+  // nodelink-node for `id`, reading InputFile(id), logging warnings only, with `extra_args`.
+  std::unique_ptr<Subprocess> StartNode(const std::string& id,
+                                        const std::vector<std::string>& extra_args = {}) const;
+  // True once the hub has welcomed every node of `ids` started by StartNode, within `timeout`.
+  bool NodesConnected(const std::vector<std::string>& ids,
+                      std::chrono::milliseconds timeout) const;
 
  private:
+  // Runs a tool to completion; false (printing its output to stderr) if it fails.
+  bool Run(const std::vector<std::string>& argv);
+  std::string StatusFile(const std::string& id) const { return Path(id + ".status"); }
+
   std::string dir_;
   std::string bin_;
   std::string federation_;
