@@ -30,7 +30,9 @@ class PlainOpener final : public overlay::EnvelopeOpener {
     outcome.message = std::move(message);
     done(std::move(outcome));
   }
-  void Complete(uint64_t) override {}
+  void Complete(uint64_t, std::function<void()> durable) override {
+    if (durable) durable();
+  }
   std::vector<overlay::InboxMessage> PendingInbox() override { return {}; }
 };
 

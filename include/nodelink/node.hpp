@@ -163,13 +163,17 @@ class Node {
 
   // The next message from `peer` with `tag`, in arrival order; messages with other tags stay
   // queued for their own Receive. Messages of a type that has a handler never come here.
-  // DeadlineExceeded after the timeout. A message stays in the store until Receive returns it, so
-  // a crash before that delivers it again after the restart.
+  // DeadlineExceeded after the timeout. A message stays in the store until Receive takes it, and
+  // Receive returns only once that removal is durable: a crash before delivers it again after
+  // the restart, a crash after never does (exactly once across crashes).
   absl::StatusOr<Received> Receive(const std::string& peer, const std::string& tag,
                                    std::chrono::milliseconds timeout);
 
   // Routes messages of `type` to `handler` instead of Receive (replaces an earlier handler).
-  // A request of a type with no handler is answered ErrorReply UNKNOWN_TYPE.
+  // A request of a type with no handler is answered ErrorReply UNKNOWN_TYPE. A message leaves the
+  // store when its handler returns, so a crash while a handler runs (or just after) runs it again
+  // after the restart: handlers see each message at least once across crashes, Receive exactly
+  // once.
   void Handle(const std::string& type, MessageHandler handler);
 
   // Sends a request and waits for the reply. Errors: the peer's ErrorReply (FailedPrecondition;

@@ -5,6 +5,8 @@
 // them.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <mutex>
 #include <set>
 
@@ -22,12 +24,14 @@ class HeldInbox final : public overlay::EnvelopeOpener {
   std::vector<overlay::InboxMessage> PendingInbox() override { return inner_.PendingInbox(); }
 
   // Completes at once, unless the message is held: then when Release() is called.
-  void Complete(uint64_t inbox_id) override;
+  void Complete(uint64_t inbox_id, std::function<void()> durable = nullptr) override;
 
   // Marks a message as parked in the receive queue (call before its handler returns).
   void Hold(uint64_t inbox_id);
-  // The application took it: complete it now (and forget the hold).
-  void Release(uint64_t inbox_id);
+  // The application took it: complete it now (and forget the hold), and wait until the removal
+  // is durable, so that a crash after Receive returned never hands the message out again. False
+  // if that did not happen within `timeout` (a failing store: the message may come again).
+  bool Release(uint64_t inbox_id, std::chrono::milliseconds timeout);
 
  private:
   overlay::EnvelopeOpener& inner_;

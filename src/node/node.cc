@@ -467,7 +467,11 @@ absl::StatusOr<Received> Node::Receive(const std::string& peer, const std::strin
     if (it->second.empty()) impl_->parked_.erase(it);
     --impl_->parked_count_;
   }
-  impl_->held_->Release(parked.inbox_id);
+  if (!impl_->held_->Release(parked.inbox_id, std::chrono::seconds(10))) {
+    spdlog::warn("node {}: the store did not record in time that a message from {} was taken; "
+                 "it may be handed out again after a restart",
+                 impl_->id_, peer);
+  }
   return std::move(parked.received);
 }
 

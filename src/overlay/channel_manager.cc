@@ -404,11 +404,14 @@ void ChannelManager::SetQueueTtl(uint64_t ttl_ms) {
 
 // ---------------------------------------------------------------- inbox, answered log
 
-void ChannelManager::Complete(uint64_t inbox_id) {
-  if (inbox_id == 0) return;
+void ChannelManager::Complete(uint64_t inbox_id, std::function<void()> durable) {
+  if (inbox_id == 0) {
+    if (durable) durable();
+    return;
+  }
   JournalBatch changes;
   changes.delete_inbox.push_back(inbox_id);
-  commits_->Enqueue(std::move(changes));
+  commits_->Enqueue(std::move(changes), std::move(durable));
 }
 
 std::vector<InboxMessage> ChannelManager::PendingInbox() {

@@ -98,7 +98,7 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
 
   // EnvelopeOpener (see delivery.h).
   void Open(v1::Envelope envelope, std::function<void(OpenOutcome)> done) override;
-  void Complete(uint64_t inbox_id) override;
+  void Complete(uint64_t inbox_id, std::function<void()> durable = nullptr) override;
   std::vector<InboxMessage> PendingInbox() override;
 
   // InnerSender (see delivery.h). Messages to one peer leave in the order Send was called.

@@ -51,8 +51,9 @@ class EnvelopeOpener {
   virtual void Open(v1::Envelope envelope, std::function<void(OpenOutcome)> done) = 0;
 
   // Records that handling of an inbox message ended, whatever its outcome (removes the row).
-  // Thread-safe.
-  virtual void Complete(uint64_t inbox_id) = 0;
+  // `durable`, if given, runs once the removal is committed (never if the store failed or
+  // stopped first). Thread-safe.
+  virtual void Complete(uint64_t inbox_id, std::function<void()> durable = nullptr) = 0;
 
   // Inbox messages left from before a restart, oldest first, to be handled again.
   virtual std::vector<InboxMessage> PendingInbox() = 0;

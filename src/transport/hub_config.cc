@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/status.h"
 #include "nlohmann/json.hpp"
 
 namespace nodelink::transport {
@@ -84,6 +85,10 @@ absl::Status LoadHubConfigJson(const std::string& path, HubConfig& c) {
         Get(j, "port_file", c.port_file);
       else if (k == "log_level")
         Get(j, "log_level", c.log_level);
+      else if (k == "min_free_bytes")
+        Get(j, "min_free_bytes", c.min_free_bytes);
+      else if (k == "inject_faults")
+        Get(j, "inject_faults", c.inject_faults);
       else
         return absl::InvalidArgumentError(path + ": unknown key \"" + k + "\"");
     }
@@ -150,6 +155,10 @@ absl::StatusOr<HubServerOptions> ToServerOptions(const HubConfig& c) {
     return absl::InvalidArgumentError("--sqlite-synchronous must be normal or full");
   }
   o.expiry_interval_ms = c.expiry_interval_ms;
+  o.min_free_bytes = c.min_free_bytes;
+  if (!c.inject_faults.empty()) {
+    NL_ASSIGN_OR_RETURN(o.faults, ParseFaultSpec(c.inject_faults));
+  }
   return o;
 }
 

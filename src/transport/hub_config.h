@@ -33,8 +33,10 @@ struct HubConfig {
   std::string queue = "sqlite";               // "sqlite" | "memory"
   std::string sqlite_synchronous = "normal";  // "normal" | "full"
   uint64_t expiry_interval_ms = 1000;
+  uint64_t min_free_bytes = 64 << 20;
   std::string port_file;
   std::string log_level = "info";
+  std::string inject_faults;  // tests only: fault_injection.h; empty = none
 };
 
 // Overwrites the fields of `config` named in the JSON object at `path` (keys as in HubConfig,

@@ -6,9 +6,13 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -69,6 +73,8 @@ class HubServer::Impl {
 
   absl::Status Init(HubServerOptions options);
   void Shutdown(std::chrono::milliseconds grace);
+  // Calls `task` every `period` until Shutdown.
+  void RunEvery(std::chrono::milliseconds period, const std::function<void()>& task);
 
   HubServerOptions options_;
   core::Clock* clock_ = nullptr;
@@ -87,7 +93,18 @@ class HubServer::Impl {
   std::condition_variable cv_;
   bool shutdown_ = false;
   std::thread expiry_thread_;
+  std::thread fault_thread_;  // releases held-back pushes (--inject-faults only)
 };
+
+void HubServer::Impl::RunEvery(std::chrono::milliseconds period,
+                               const std::function<void()>& task) {
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, period, [this] { return shutdown_; })) {
+    lock.unlock();
+    task();
+    lock.lock();
+  }
+}
 
 absl::Status HubServer::Impl::Init(HubServerOptions options) {
   options_ = std::move(options);
@@ -102,8 +119,17 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
       return absl::UnavailableError("cannot create data directory " + options_.data_dir + ": " +
                                     ec.message());
     }
-    NL_ASSIGN_OR_RETURN(store, SqliteQueueStore::Open(SqliteQueueOptions{
-                                   options_.data_dir + "/queue.db", options_.synchronous}));
+    // Said plainly here, rather than as SQLite's "unable to open database file" (a read-only
+    // mount refuses even root).
+    if (::access(options_.data_dir.c_str(), W_OK) != 0) {
+      return absl::UnavailableError("cannot write to data directory " + options_.data_dir + ": " +
+                                    std::strerror(errno) + "; the durable queue lives there");
+    }
+    SqliteQueueOptions sqlite;
+    sqlite.path = options_.data_dir + "/queue.db";
+    sqlite.synchronous = options_.synchronous;
+    sqlite.min_free_bytes = options_.min_free_bytes;
+    NL_ASSIGN_OR_RETURN(store, SqliteQueueStore::Open(sqlite));
   } else {
     store = std::make_unique<MemoryQueueStore>();
     spdlog::warn("hub: in-memory queue: accepted envelopes are LOST if the hub stops");
@@ -124,6 +150,7 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
   ropts.max_in_flight_cap = options_.max_in_flight_cap;
   ropts.max_in_flight_bytes = options_.max_in_flight_bytes;
   ropts.rate = options_.rate;
+  ropts.faults = options_.faults;
   relay_ = std::make_unique<Relay>(std::move(ropts), *committer_, *clock_, counters_);
 
   env_.relay = relay_.get();
@@ -203,14 +230,19 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
   }
   if (options_.expiry_interval_ms > 0) {
     expiry_thread_ = std::thread([this] {
-      std::unique_lock lock(mu_);
-      while (!cv_.wait_for(lock, std::chrono::milliseconds(options_.expiry_interval_ms),
-                           [this] { return shutdown_; })) {
-        lock.unlock();
+      RunEvery(std::chrono::milliseconds(options_.expiry_interval_ms), [this] {
         absl::StatusOr<uint64_t> n = relay_->ExpireNow();
         if (!n.ok()) spdlog::error("hub: expiry pass failed: {}", n.status().ToString());
-        lock.lock();
-      }
+      });
+    });
+  }
+  if (options_.faults.any()) {
+    spdlog::warn(
+        "hub: FAULT INJECTION ON ({}): sealed messages are dropped, duplicated, reordered, "
+        "delayed or corrupted on purpose. For tests only; never for real data.",
+        DescribeFaults(options_.faults));
+    fault_thread_ = std::thread([this] {
+      RunEvery(std::chrono::milliseconds(5), [this] { relay_->ReleaseHeldPushes(); });
     });
   }
   spdlog::info("hub: serving federation {} on {}:{} ({} queue{})", options_.federation, host_,
@@ -228,6 +260,7 @@ void HubServer::Impl::Shutdown(std::chrono::milliseconds grace) {
   }
   cv_.notify_all();
   if (expiry_thread_.joinable()) expiry_thread_.join();
+  if (fault_thread_.joinable()) fault_thread_.join();
   if (server_) {
     spdlog::info("hub: shutting down");
     server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING

@@ -69,12 +69,14 @@ struct HubServerOptions {
   QueueBackend queue = QueueBackend::kSqlite;
   std::string data_dir;  // required for kSqlite; also holds the CRL directory gRPC reads
   SqliteSynchronous synchronous = SqliteSynchronous::kNormal;
+  uint64_t min_free_bytes = 64 << 20;  // disk headroom below which envelopes are refused
   size_t max_commit_batch = 256;
 
   core::Clock* clock = nullptr;        // nullptr = system clock; TTL and Welcome read it
   uint64_t expiry_interval_ms = 1000;  // how often the expiry pass runs; 0 = only ExpireNow()
 
   std::string metrics_listen;  // "host:port" for Prometheus text; empty = no endpoint
+  FaultOptions faults;         // tests only: a misbehaving relay (fault_injection.h)
   StreamLimits stream_limits;
 };
 

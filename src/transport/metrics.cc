@@ -39,6 +39,7 @@ HubMetricsSnapshot Snapshot(const HubCounters& c, const QueueTotals& queued,
   s.expired = c.expired.load(r);
   s.notices_sent = c.notices_sent.load(r);
   s.reads_paused = c.reads_paused.load(r);
+  for (size_t i = 0; i < kFaultKinds; ++i) s.faults_injected[i] = c.faults_injected[i].load(r);
   s.queued = queued;
   s.commits = commits;
   return s;
@@ -106,6 +107,13 @@ std::string RenderPrometheus(const HubMetricsSnapshot& s) {
   }
   Metric(out, "nodelink_hub_storage_errors_total", "counter", "Failed queue transactions.",
          s.commits.storage_errors);
+  out +=
+      "# HELP nodelink_hub_faults_injected_total Faults injected on purpose (--inject-faults).\n"
+      "# TYPE nodelink_hub_faults_injected_total counter\n";
+  for (size_t i = 1; i < kFaultKinds; ++i) {
+    out += fmt::format("nodelink_hub_faults_injected_total{{kind=\"{}\"}} {}\n",
+                       FaultName(static_cast<Fault>(i)), s.faults_injected[i]);
+  }
   return out;
 }
 

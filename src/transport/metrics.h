@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "transport/fault_injection.h"
 #include "transport/queue_committer.h"
 
 namespace nodelink::transport {
@@ -32,6 +33,7 @@ struct HubCounters {
   std::atomic<uint64_t> expired{0};
   std::atomic<uint64_t> notices_sent{0};
   std::atomic<uint64_t> reads_paused{0};  // times a stream stopped being read (backpressure)
+  std::array<std::atomic<uint64_t>, kFaultKinds> faults_injected{};  // by Fault (tests only)
 };
 
 // A copy of everything, for tests and the metrics endpoint.
@@ -43,6 +45,7 @@ struct HubMetricsSnapshot {
   std::array<uint64_t, kRejectCodeSlots> rejected{};
   uint64_t pushed = 0, redeliveries = 0, delivered = 0, delivered_unmatched = 0, expired = 0,
            notices_sent = 0, reads_paused = 0;
+  std::array<uint64_t, kFaultKinds> faults_injected{};
   QueueTotals queued;
   CommitterStats commits;
 };

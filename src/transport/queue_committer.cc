@@ -160,6 +160,12 @@ void QueueCommitter::CommitWrites(std::vector<AppendOp>& appends, std::vector<ui
     if (!results.ok()) {
       spdlog::error("hub queue: commit of {} envelopes and {} deletes failed: {}", n, dels.size(),
                     results.status().ToString());
+      // Deletes alone free space (the disk may be full): they must not fail with the appends.
+      if (n > 0 && !dels.empty() && store_->Commit({}, dels, options_.bounds).ok()) {
+        std::lock_guard lock(mu_);
+        totals_ = store_->Totals();
+        stats_.deletes += dels.size();
+      }
     }
     deletes_done = true;
     for (size_t i = 0; i < n; ++i) {

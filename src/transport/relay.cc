@@ -32,7 +32,9 @@ Relay::Relay(RelayOptions options, QueueCommitter& committer, const core::Clock&
       committer_(committer),
       clock_(clock),
       counters_(counters),
-      rate_(options_.rate, clock) {}
+      rate_(options_.rate, clock) {
+  if (options_.faults.any()) faults_.emplace(options_.faults);
+}
 
 absl::Status Relay::Attach(Session* session, const std::string& node_id, uint32_t max_in_flight) {
   std::lock_guard lock(mu_);
@@ -179,6 +181,10 @@ void Relay::OnAppended(const std::string& sender, uint64_t sender_epoch,
                        const std::string& recipient, const std::string& message_id,
                        const absl::StatusOr<AppendResult>& result) {
   std::lock_guard lock(mu_);
+  if (absl::IsResourceExhausted(result.status())) {  // the hub's disk is full
+    return AnswerQueueFull(sender, sender_epoch, message_id,
+                           "the hub's disk is full; retry later");
+  }
   if (!result.ok()) {
     // Nothing durable to answer: end the stream so that the client resends after reconnecting.
     auto it = conns_.find(sender);
@@ -200,16 +206,24 @@ void Relay::OnAppended(const std::string& sender, uint64_t sender_epoch,
       frame.mutable_accepted()->set_message_id(message_id);
       Answer(sender, sender_epoch, std::move(frame));
       return;
-    case AppendOutcome::kQueueFull: {
-      CountRejected(counters_, v1::QUEUE_FULL);
-      v1::Rejected* r = frame.mutable_rejected();
-      r->set_message_id(message_id);
-      r->set_code(v1::QUEUE_FULL);
-      r->set_detail("the queue of " + recipient + " is at its bound; retry later");
-      Answer(sender, sender_epoch, std::move(frame));
-      return;
-    }
+    case AppendOutcome::kQueueFull:
+      return AnswerQueueFull(sender, sender_epoch, message_id,
+                             "the queue of " + recipient + " is at its bound; retry later");
+    case AppendOutcome::kDiskFull:
+      return AnswerQueueFull(sender, sender_epoch, message_id,
+                             "the hub's disk is nearly full; retry later");
   }
+}
+
+void Relay::AnswerQueueFull(const std::string& sender, uint64_t sender_epoch,
+                            const std::string& message_id, std::string detail) {
+  CountRejected(counters_, v1::QUEUE_FULL);
+  v1::HubFrame frame;
+  v1::Rejected* r = frame.mutable_rejected();
+  r->set_message_id(message_id);
+  r->set_code(v1::QUEUE_FULL);
+  r->set_detail(std::move(detail));
+  Answer(sender, sender_epoch, std::move(frame));
 }
 
 void Relay::NotifyQueued(const std::string& recipient) {
@@ -287,6 +301,16 @@ void Relay::OnFetched(const std::string& node_id, uint64_t epoch, uint64_t gen,
       c.cursor = row.id;
       continue;
     }
+    const Fault fault = faults_ ? faults_->Choose(frame.envelope()) : Fault::kNone;
+    if (fault != Fault::kNone) {
+      counters_.faults_injected[static_cast<size_t>(fault)].fetch_add(1,
+                                                                      std::memory_order_relaxed);
+    }
+    if (fault == Fault::kDrop) {  // accepted, then lost: as if the recipient had acknowledged it
+      committer_.Delete(row.id);
+      c.cursor = row.id;
+      continue;
+    }
     c.in_flight.push_back({row.id, row.message_id, row.body.size()});
     c.in_flight_bytes += row.body.size();
     c.cursor = row.id;
@@ -297,7 +321,7 @@ void Relay::OnFetched(const std::string& node_id, uint64_t epoch, uint64_t gen,
     } else {
       high = row.id;
     }
-    c.session->Send(std::move(frame), Session::FrameKind::kPush, row.id);
+    Push(c, std::move(frame), row.id, fault);
   }
   if (waiting_for_ack) {
     c.more = true;  // OnDelivered fetches again
@@ -306,6 +330,46 @@ void Relay::OnFetched(const std::string& node_id, uint64_t epoch, uint64_t gen,
   // An empty fetch with no commit since it started means the queue is drained above the cursor.
   c.more = !rows->empty() || c.commit_gen != gen;
   MaybeFetch(node_id, c);
+}
+
+void Relay::Push(Conn& c, v1::HubFrame frame, uint64_t queue_id, Fault fault) {
+  switch (fault) {
+    case Fault::kCorrupt:
+      faults_->Corrupt(*frame.mutable_envelope());
+      break;
+    case Fault::kDuplicate:
+      c.session->Send(frame, Session::FrameKind::kPush, queue_id);  // a copy; the original below
+      break;
+    case Fault::kReorder:
+    case Fault::kDelay:
+      c.held.push_back({clock_.NowMs() + faults_->options().delay_ms, fault == Fault::kReorder,
+                        std::move(frame), queue_id});
+      return;
+    default:
+      break;
+  }
+  c.session->Send(std::move(frame), Session::FrameKind::kPush, queue_id);
+  if (!c.held.empty()) SendHeld(c, true, clock_.NowMs());
+}
+
+void Relay::SendHeld(Conn& c, bool after_push, uint64_t now_ms) {
+  for (auto it = c.held.begin(); it != c.held.end();) {
+    if ((after_push && it->after_next_push) || it->due_ms <= now_ms) {
+      c.session->Send(std::move(it->frame), Session::FrameKind::kPush, it->queue_id);
+      it = c.held.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Relay::ReleaseHeldPushes() {
+  if (!faults_) return;
+  std::lock_guard lock(mu_);
+  const uint64_t now = clock_.NowMs();
+  for (auto& [node, c] : conns_) {
+    if (c.session != nullptr && !c.held.empty()) SendHeld(c, false, now);
+  }
 }
 
 void Relay::OnDelivered(Session* session, const std::string& node_id,

@@ -25,11 +25,13 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/clock.h"
 #include "nodelink/v1/hub.pb.h"
+#include "transport/fault_injection.h"
 #include "transport/metrics.h"
 #include "transport/queue_committer.h"
 #include "transport/rate_limiter.h"
@@ -49,6 +51,7 @@ struct RelayOptions {
   // envelope is always in flight), so that credits of 16 MiB envelopes cannot fill the hub's RAM.
   uint64_t max_in_flight_bytes = 64 << 20;
   RateLimit rate;
+  FaultOptions faults;  // tests only (fault_injection.h); none by default
 };
 
 // A participant's stream as the relay sees it.
@@ -99,6 +102,10 @@ class Relay {
   // envelopes. Not to be called from the committer's thread.
   absl::StatusOr<uint64_t> ExpireNow();
 
+  // With fault injection: pushes the held-back envelopes whose time has come (the hub server
+  // calls it every few milliseconds). Without: does nothing.
+  void ReleaseHeldPushes();
+
   const RelayOptions& options() const { return options_; }
 
  private:
@@ -106,6 +113,12 @@ class Relay {
     uint64_t id;
     std::string message_id;
     uint64_t bytes;
+  };
+  struct Held {
+    uint64_t due_ms;
+    bool after_next_push;  // reorder: goes right after the next push
+    v1::HubFrame frame;
+    uint64_t queue_id;
   };
   struct Conn {
     Session* session = nullptr;
@@ -117,6 +130,7 @@ class Relay {
     bool more = true;     // the queue may hold rows above the cursor
     bool fetching = false;
     uint64_t commit_gen = 0;  // bumped when a row for this recipient is committed
+    std::vector<Held> held;   // fault injection: pushes held back (still in flight)
   };
 
   // The refusal code and detail for an envelope from `node_id`, or nullopt if it is acceptable.
@@ -129,7 +143,11 @@ class Relay {
                  absl::StatusOr<std::vector<QueuedItem>> rows);
   void OnAppended(const std::string& sender, uint64_t sender_epoch, const std::string& recipient,
                   const std::string& message_id, const absl::StatusOr<AppendResult>& result);
+  void AnswerQueueFull(const std::string& sender, uint64_t sender_epoch,
+                       const std::string& message_id, std::string detail);
   void NotifyQueued(const std::string& recipient);
+  void Push(Conn& c, v1::HubFrame frame, uint64_t queue_id, Fault fault);
+  void SendHeld(Conn& c, bool after_push, uint64_t now_ms);
   uint64_t EpochOf(const std::string& node_id);
 
   const RelayOptions options_;
@@ -137,6 +155,7 @@ class Relay {
   const core::Clock& clock_;
   HubCounters& counters_;
   SenderRateLimiter rate_;
+  std::optional<FaultInjector> faults_;
 
   std::mutex mu_;
   bool stopped_ = false;

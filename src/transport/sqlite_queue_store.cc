@@ -1,8 +1,12 @@
 #include "transport/sqlite_queue_store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <chrono>
+#include <limits>
 #include <utility>
 
 #include "core/status.h"
@@ -45,7 +49,19 @@ uint64_t SteadyMs() {
 
 int64_t I64(uint64_t v) { return static_cast<int64_t>(v); }
 
+uint64_t FileSize(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
 absl::Status StorageError(std::string_view what, const std::exception& e) {
+  // A full disk is the one storage failure a sender can do something about (retry later), and
+  // the relay answers it Rejected{QUEUE_FULL} instead of ending the stream (relay.cc).
+  const auto* sqlite = dynamic_cast<const SQLite::Exception*>(&e);
+  if (sqlite != nullptr && sqlite->getErrorCode() == SQLITE_FULL) {
+    return absl::ResourceExhaustedError(std::string("hub queue database: ") + std::string(what) +
+                                        ": the disk is full; free space in the data directory");
+  }
   return absl::UnavailableError(std::string("hub queue database: ") + std::string(what) + ": " +
                                 e.what() + "; check the data directory (disk space, permissions)");
 }
@@ -174,6 +190,16 @@ absl::StatusOr<uint64_t> SqliteQueueStore::InsertRow(const QueuedItem& item) {
   return static_cast<uint64_t>(db_->getLastInsertRowid());
 }
 
+uint64_t SqliteQueueStore::AppendRoom() const {
+  constexpr uint64_t kUnbounded = std::numeric_limits<uint64_t>::max();
+  if (options_.min_free_bytes == 0) return kUnbounded;
+  struct statvfs fs {};
+  if (::statvfs(options_.path.c_str(), &fs) != 0) return kUnbounded;
+  const uint64_t free = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  const uint64_t keep = options_.min_free_bytes + FileSize(options_.path + "-wal");
+  return free > keep ? free - keep : 0;
+}
+
 absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
     std::span<const AppendRequest> appends, std::span<const uint64_t> deletes,
     const QueueBounds& bounds) {
@@ -188,6 +214,7 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
     auto base = usage_.find(r);
     return touched.emplace(r, base == usage_.end() ? Usage{} : base->second).first->second;
   };
+  uint64_t room = appends.empty() ? 0 : AppendRoom();
   try {
     SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
     for (const AppendRequest& a : appends) {
@@ -207,6 +234,12 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
         results.push_back({AppendOutcome::kQueueFull, 0});
         continue;
       }
+      const uint64_t needs = 2 * a.body.size();  // in the -wal file, then in the database
+      if (needs > room) {
+        results.push_back({AppendOutcome::kDiskFull, 0});
+        continue;
+      }
+      room -= needs;
       SQLite::Statement& ins = st_->dedup_insert;
       ins.reset();
       ins.bind(1, a.sender);

@@ -30,6 +30,10 @@ struct SqliteQueueOptions {
   int64_t journal_size_limit_bytes = 64 << 20;
   // Maintain() runs wal_checkpoint(TRUNCATE) at most this often.
   uint64_t checkpoint_interval_ms = 10'000;
+  // Appends are refused (kDiskFull) when less than this would stay free on the filesystem, on
+  // top of the -wal file's size: a full disk would otherwise stop the checkpoints and deletes
+  // that free space, and the queue could never drain. 0 = no check.
+  uint64_t min_free_bytes = 64 << 20;
 };
 
 class SqliteQueueStore final : public QueueStore {
@@ -62,6 +66,9 @@ class SqliteQueueStore final : public QueueStore {
   absl::Status Init();
   absl::StatusOr<uint64_t> InsertRow(const QueuedItem& item);
   absl::Status DeleteRow(uint64_t id, bool* was_envelope);
+  // Bytes that appends may still use before the disk headroom (min_free_bytes); unbounded when
+  // the check is off or the filesystem cannot be asked.
+  uint64_t AppendRoom() const;
 
   SqliteQueueOptions options_;
   std::unique_ptr<SQLite::Database> db_;  // declared before the statements that use it

@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -106,18 +107,31 @@ class TestFederation {
 
   // Starts (or restarts, on the same port) the hub.
   void StartHub() {
-    std::vector<std::string> argv = {
-        BinPath("nodelink-hub"), "--federation", kFederation, "--listen",
-        "127.0.0.1:" + std::to_string(hub_port_), "--tls-cert", File("hub.pem"), "--tls-key",
-        File("hub.key"), "--tls-ca", File("ca.pem"), "--data-dir", File("hub-data"),
-        "--port-file", File("hub.port"), "--metrics-listen", "off", "--log-level", "warn"};
-    argv.insert(argv.end(), options_.hub_args.begin(), options_.hub_args.end());
     std::remove(File("hub.port").c_str());
-    hub_ = process::Subprocess::Start(argv);
+    hub_ = process::Subprocess::Start(HubCommand());
     REQUIRE(hub_ != nullptr);
     auto port = process::ReadPortFile(File("hub.port"), std::chrono::seconds(30));
     REQUIRE_MESSAGE(port.has_value(), "nodelink-hub did not start");
     hub_port_ = *port;
+    if (WantsMetrics()) {
+      auto line = hub_->WaitForLine("metrics on http://", std::chrono::seconds(30));
+      REQUIRE_MESSAGE(line.has_value(), "nodelink-hub did not print its metrics address");
+      metrics_port_ = std::stoi(line->substr(line->rfind(':') + 1));
+    }
+  }
+  int metrics_port() const { return metrics_port_; }
+  std::string HubDataDir() const { return File("hub-data"); }
+
+  // The hub's command line (the same port once one was picked, so that a restart keeps it).
+  std::vector<std::string> HubCommand() const {
+    std::vector<std::string> argv = {
+        BinPath("nodelink-hub"), "--federation", kFederation, "--listen",
+        "127.0.0.1:" + std::to_string(hub_port_), "--tls-cert", File("hub.pem"), "--tls-key",
+        File("hub.key"), "--tls-ca", File("ca.pem"), "--data-dir", HubDataDir(),
+        "--port-file", File("hub.port"), "--log-level", "warn"};
+    if (!WantsMetrics()) argv.insert(argv.end(), {"--metrics-listen", "off"});
+    argv.insert(argv.end(), options_.hub_args.begin(), options_.hub_args.end());
+    return argv;
   }
 
   NodeOptions OptionsFor(const std::string& id) const {
@@ -165,11 +179,17 @@ class TestFederation {
   process::Subprocess& NodeProcess(const std::string& id) { return *processes_.at(id); }
 
  private:
+  bool WantsMetrics() const {
+    const auto& extra = options_.hub_args;
+    return std::find(extra.begin(), extra.end(), "--metrics-listen") != extra.end();
+  }
+
   FederationOptions options_;
   core::SystemClock& clock_ = core::SystemClock::Get();
   process::TempDir dir_{"nodelink-itest"};
   std::optional<keys::CaCredentials> ca_;
   int hub_port_ = 0;
+  int metrics_port_ = 0;
   std::unique_ptr<process::Subprocess> hub_;
   std::map<std::string, std::unique_ptr<Node>> nodes_;
   std::map<std::string, std::unique_ptr<process::Subprocess>> processes_;

@@ -157,9 +157,12 @@ size_t TestOpener::held() const {
   return held_.size();
 }
 
-void TestOpener::Complete(uint64_t inbox_id) {
-  std::lock_guard lock(mu_);
-  ++completed_[inbox_id];
+void TestOpener::Complete(uint64_t inbox_id, std::function<void()> durable) {
+  {
+    std::lock_guard lock(mu_);
+    ++completed_[inbox_id];
+  }
+  if (durable) durable();
 }
 
 std::vector<overlay::InboxMessage> TestOpener::PendingInbox() {

@@ -59,7 +59,7 @@ class TestOpener final : public overlay::EnvelopeOpener {
   ~TestOpener() override;
 
   void Open(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done) override;
-  void Complete(uint64_t inbox_id) override;
+  void Complete(uint64_t inbox_id, std::function<void()> durable = nullptr) override;
   std::vector<overlay::InboxMessage> PendingInbox() override;
 
   // Envelopes with this payload (AppMessage.payload) are refused with `code` after being "stored"

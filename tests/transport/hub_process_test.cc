@@ -2,9 +2,7 @@
 // offline delivery, SIGKILL + restart, bounds and expiry, health, many participants. Plus
 // measurements that are skipped by default (run with --no-skip -tc='measure*').
 #include <doctest/doctest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,6 +12,7 @@
 #include <thread>
 
 #include "hub_test_util.h"
+#include "process/metrics_scrape.h"
 #include "process/subprocess.h"
 #include "process/temp_dir.h"
 #include "process/wait_for.h"
@@ -78,30 +77,8 @@ struct HubProcess {
   std::string target() const { return "127.0.0.1:" + std::to_string(port); }
 };
 
-// GET /metrics from the hub's endpoint.
-std::string ScrapeMetrics(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-    [[maybe_unused]] ssize_t w = ::send(fd, req.data(), req.size(), 0);
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
-
-uint64_t MetricValue(const std::string& text, const std::string& name) {
-  const size_t at = text.find("\n" + name + " ");
-  if (at == std::string::npos) return 0;
-  return std::stoull(text.substr(at + name.size() + 2));
-}
+using process::MetricValue;
+using process::ScrapeMetrics;
 
 std::unique_ptr<HubClient> Client(const std::string& target, const std::string& node,
                                   testing::Inbox* inbox, uint32_t max_in_flight = 0,

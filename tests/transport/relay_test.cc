@@ -1,117 +1,16 @@
-// The relay logic without gRPC: fake sessions, the in-memory store behind the real committer,
-// a ManualClock for rate limits and expiry.
+// The relay logic without gRPC (relay_rig.h).
 #include "transport/relay.h"
 
 #include <doctest/doctest.h>
 
-#include <deque>
 #include <future>
-#include <memory>
-#include <mutex>
 
-#include "process/wait_for.h"
-#include "transport/memory_queue_store.h"
+#include "relay_rig.h"
 
 namespace nodelink::transport {
 namespace {
 
-using std::chrono::milliseconds;
-constexpr milliseconds kWait{10'000};
-
-std::string Id(int n) {
-  std::string id(16, '\0');
-  id[0] = static_cast<char>(n);
-  id[15] = static_cast<char>(n >> 8);
-  return id;
-}
-
-v1::Envelope Env(const std::string& sender, const std::string& recipient, const std::string& id,
-                 const std::string& fed = "fed") {
-  v1::Envelope e;
-  e.set_version(1);
-  e.set_federation(fed);
-  e.set_sender(sender);
-  e.set_recipient(recipient);
-  e.set_message_id(id);
-  e.set_sent_at_ms(1'700'000'000'000);
-  v1::Sealed* s = e.mutable_sealed();
-  s->set_channel_id(std::string(16, 'c'));
-  s->set_salt(std::string(32, 's'));
-  s->set_nonce(std::string(12, 'n'));
-  s->set_ciphertext(std::string(40, 'x'));
-  s->set_seq(1);
-  return e;
-}
-
-class FakeSession final : public Session {
- public:
-  struct Sent {
-    v1::HubFrame frame;
-    FrameKind kind;
-    uint64_t queue_id;
-  };
-  void Send(v1::HubFrame frame, FrameKind kind, uint64_t queue_id) override {
-    std::lock_guard lock(mu_);
-    sent_.push_back({std::move(frame), kind, queue_id});
-  }
-  void End(absl::Status status) override {
-    std::lock_guard lock(mu_);
-    ended_ = status;
-  }
-  std::vector<Sent> sent() const {
-    std::lock_guard lock(mu_);
-    return sent_;
-  }
-  std::optional<absl::Status> ended() const {
-    std::lock_guard lock(mu_);
-    return ended_;
-  }
-  std::vector<v1::Envelope> pushed() const {
-    std::vector<v1::Envelope> out;
-    for (const Sent& s : sent()) {
-      if (s.frame.has_envelope()) out.push_back(s.frame.envelope());
-    }
-    return out;
-  }
-  size_t CountAccepted() const {
-    size_t n = 0;
-    for (const Sent& s : sent()) n += s.frame.has_accepted() ? 1 : 0;
-    return n;
-  }
-  std::vector<v1::Rejected> rejected() const {
-    std::vector<v1::Rejected> out;
-    for (const Sent& s : sent()) {
-      if (s.frame.has_rejected()) out.push_back(s.frame.rejected());
-    }
-    return out;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<Sent> sent_;
-  std::optional<absl::Status> ended_;
-};
-
-struct Rig {
-  // Sessions live in the rig, declared first so that they go last: a committer completion may
-  // push to a session until committer->Stop() (the relay's contract: detach before destroying).
-  std::deque<FakeSession> sessions;
-  FakeSession& NewSession() { return sessions.emplace_back(); }
-
-  explicit Rig(RelayOptions o = {}, QueueBounds bounds = {}) {
-    if (o.federation.empty()) o.federation = "fed";
-    committer = std::make_unique<QueueCommitter>(std::make_unique<MemoryQueueStore>(),
-                                                 CommitterOptions{256, bounds, 1000});
-    relay = std::make_unique<Relay>(std::move(o), *committer, clock, counters);
-  }
-  ~Rig() { committer->Stop(); }  // no completion runs after this; sessions may then go
-  core::ManualClock clock;
-  HubCounters counters;
-  std::unique_ptr<QueueCommitter> committer;
-  std::unique_ptr<Relay> relay;
-};
-
-bool Eventually(const std::function<bool()>& f) { return process::WaitFor(f, kWait); }
+using namespace testing;  // NOLINT: the rig
 
 TEST_CASE("relay: Welcome, Accepted after commit, push, and delete on Delivered") {
   RelayOptions o;

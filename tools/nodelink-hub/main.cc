@@ -235,6 +235,10 @@ int main(int argc, char** argv) {
                  "normal: an Accepted envelope survives a killed hub but not power loss; full: "
                  "survives power loss too (one fsync per group commit)")
       ->capture_default_str();
+  app.add_option("--min-free-bytes", config.min_free_bytes,
+                 "Refuse envelopes (Rejected QUEUE_FULL) when less would stay free on the data "
+                 "directory's disk, so that the queue can always drain; 0 = no check")
+      ->capture_default_str();
   app.add_option("--expiry-interval-ms", config.expiry_interval_ms,
                  "How often expired envelopes are swept")
       ->capture_default_str();
@@ -245,6 +249,10 @@ int main(int argc, char** argv) {
                  "Write the bound gRPC port to this file once serving (for scripts and tests)");
   app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
+  app.add_option("--inject-faults", config.inject_faults,
+                 "TESTS ONLY: misbehave on purpose with sealed messages pushed to recipients, "
+                 "e.g. drop=0.01,duplicate=0.02,reorder=0.05,delay=0.01,delay-ms=50,"
+                 "corrupt=0.01,seed=7 (probabilities; off by default)");
 
   HealthArgs health;
   CLI::App* health_cmd = app.add_subcommand(
