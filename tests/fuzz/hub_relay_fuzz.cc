@@ -4,7 +4,9 @@
 // reactor; everything a frame then does runs here. The input is a script of steps:
 //   op byte, then for op % 4 == 0: u16be length and that many bytes, a ClientFrame that
 //   participant (op >> 2) & 1 sends (node-a or node-b); 1: that participant's stream ends and a
-//   new one starts; 2: the clock moves by (op >> 2) seconds and expiry runs; 3: nothing.
+//   new one starts; 2: the clock moves by (op >> 2) seconds and expiry runs; 3: held-back pushes
+//   whose time came are released. Fault injection is on (each fault at 10 %, seeded by the
+//   input's size), so that drops, copies, holds and corruptions meet every other step.
 // The relay must answer everything without crashing or deadlocking, whatever the order.
 #include <algorithm>
 #include <cstddef>
@@ -52,6 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.max_envelope_bytes = 4096;
   options.queue_ttl_ms = 60'000;
   options.default_max_in_flight = 2;
+  options.faults = {0.1, 0.1, 0.1, 0.1, 0.1, 500, size};
   {
     transport::Relay relay(options, committer, clock, counters);
     const char* ids[2] = {"node-a", "node-b"};
@@ -89,6 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           (void)relay.ExpireNow();
           break;
         default:
+          relay.ReleaseHeldPushes();
           break;
       }
     }

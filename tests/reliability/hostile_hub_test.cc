@@ -42,6 +42,9 @@ TEST_CASE("hostile hub: duplicated, reordered and delayed messages are processed
   for (size_t i = 1; i < got.size(); ++i) out_of_order += got[i] < got[i - 1];
 
   const uint64_t duplicated = Injected(rig, "duplicate");
+  MESSAGE(kCount << " messages; injected " << duplicated << " duplicates, "
+                  << Injected(rig, "reorder") << " reorders, " << Injected(rig, "delay")
+                  << " delays; " << out_of_order << " arrived out of order");
   CHECK(duplicated > 0);
   CHECK(Injected(rig, "reorder") > 0);
   CHECK(Injected(rig, "delay") > 0);
@@ -68,6 +71,8 @@ TEST_CASE("hostile hub: dropped and corrupted messages never reach the applicati
 
   const std::vector<uint64_t> got = rig.Logged(kReceiver);
   const uint64_t dropped = Injected(rig, "drop"), corrupted = Injected(rig, "corrupt");
+  MESSAGE(kCount << " messages; injected " << dropped << " drops, " << corrupted
+                  << " corruptions; " << got.size() << " delivered");
   CHECK(dropped > 0);
   CHECK(corrupted > 0);
   CHECK(got.size() == kCount - dropped - corrupted);

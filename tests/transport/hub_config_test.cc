@@ -48,6 +48,30 @@ TEST_CASE("hub config: JSON keys override defaults; errors name the key") {
   CHECK(LoadHubConfigJson(dir.File("missing.json"), bad).code() == absl::StatusCode::kNotFound);
 }
 
+TEST_CASE("hub config: disk headroom and fault injection (off unless asked; bad specs named)") {
+  process::TempDir dir;
+  HubConfig c;
+  c.federation = "fed";
+  c.insecure = true;
+  auto plain = ToServerOptions(c);
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->faults.any());
+  CHECK(plain->min_free_bytes == 64u << 20);
+  REQUIRE(LoadHubConfigJson(WriteJson(dir, R"({"min_free_bytes": 0,
+      "inject_faults": "duplicate=0.5,seed=3"})"),
+                            c)
+              .ok());
+  auto faulty = ToServerOptions(c);
+  REQUIRE(faulty.ok());
+  CHECK(faulty->min_free_bytes == 0);
+  CHECK(faulty->faults.duplicate == 0.5);
+  CHECK(faulty->faults.seed == 3);
+  c.inject_faults = "duplicate=lots";
+  absl::Status bad = ToServerOptions(c).status();
+  CHECK(bad.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(bad.message().find("--inject-faults") != std::string::npos);
+}
+
 TEST_CASE("hub config: TLS files are required unless insecure; enumerations are checked") {
   process::TempDir dir;
   HubConfig c;

@@ -198,6 +198,24 @@ TEST_CASE("sqlite queue store: rows, dedup, usage and increasing ids survive reo
   CHECK(more[1].outcome == AppendOutcome::kQueueFull);
 }
 
+TEST_CASE("sqlite queue store: appends stop at the disk headroom; deletes still run") {
+  process::TempDir dir;
+  SqliteQueueOptions o{dir.File("queue.db")};
+  auto roomy = SqliteQueueStore::Open(o);
+  REQUIRE(roomy.ok());
+  auto first = CommitOk(**roomy, {Req("a", "r", "1")});
+  REQUIRE(first.at(0).outcome == AppendOutcome::kQueued);
+  roomy->reset();
+  o.min_free_bytes = uint64_t{1} << 62;  // more than any disk has free
+  auto full = SqliteQueueStore::Open(o);
+  REQUIRE(full.ok());
+  auto refused = CommitOk(**full, {Req("a", "r", "2"), Req("a", "r", "3")});
+  CHECK(refused.at(0).outcome == AppendOutcome::kDiskFull);
+  CHECK(refused.at(1).outcome == AppendOutcome::kDiskFull);
+  CommitOk(**full, {}, {first[0].id});
+  CHECK((*full)->Totals().items == 0);
+}
+
 TEST_CASE("sqlite queue store: a file that is not a database is refused with a status") {
   process::TempDir dir;
   {

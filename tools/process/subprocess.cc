@@ -6,10 +6,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <string_view>
 #include <sstream>
 
 #include "process/wait_for.h"
@@ -38,8 +40,15 @@ std::unique_ptr<Subprocess> Subprocess::Start(const std::vector<std::string>& ar
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // An extra entry replaces an inherited one of the same name (getenv would find the first).
+  auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=') + 1); };
   std::vector<std::string> env_storage;
-  for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
+  for (char** e = environ; *e != nullptr; ++e) {
+    const bool replaced = std::any_of(extra_env.begin(), extra_env.end(), [&](const std::string& x) {
+      return name_of(x) == name_of(*e);
+    });
+    if (!replaced) env_storage.emplace_back(*e);
+  }
   for (const std::string& e : extra_env) env_storage.push_back(e);
   std::vector<char*> env;
   for (std::string& e : env_storage) env.push_back(e.data());

@@ -22,7 +22,7 @@ class Subprocess {
  public:
   // Starts argv[0] (a path) with arguments argv[1..]. Returns nullptr (and prints why to stderr)
   // if the process cannot be started. `extra_env` entries ("NAME=value") are added to the
-  // inherited environment.
+  // inherited environment, replacing inherited entries of the same name.
   // With `capture_stderr`, stderr lines are kept for WaitForStderrLine as well.
   static std::unique_ptr<Subprocess> Start(const std::vector<std::string>& argv,
                                            const std::vector<std::string>& extra_env = {},
