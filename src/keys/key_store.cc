@@ -388,7 +388,12 @@ absl::Status KeyStore::WithTransaction(const std::function<absl::Status(SQLite::
   try {
     SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
     // Values sealed under a key another process has replaced would be unreadable later.
-    SQLite::Statement salt(*db_, "SELECT value FROM meta WHERE key = 'salt'");
+    if (!salt_query_) {
+      salt_query_ =
+          std::make_unique<SQLite::Statement>(*db_, "SELECT value FROM meta WHERE key = 'salt'");
+    }
+    SQLite::Statement& salt = *salt_query_;
+    salt.reset();
     bool same_key = false;
     if (salt.executeStep()) {
       SQLite::Column c = salt.getColumn(0);

@@ -46,6 +46,7 @@
 
 namespace SQLite {
 class Database;
+class Statement;
 }
 
 namespace nodelink::keys {
@@ -285,6 +286,9 @@ class KeyStore {
   mutable std::mutex db_mu_;
   mutable std::atomic<std::thread::id> db_owner_{};
   std::unique_ptr<SQLite::Database> db_;  // guarded by db_mu_
+  // Prepared once (preparing costs more than running it): the salt check of every transaction.
+  // Guarded by db_mu_; declared after db_, so it is finalized first.
+  std::unique_ptr<SQLite::Statement> salt_query_;
 
   mutable std::shared_mutex key_mu_;
   std::unique_ptr<StoreSealer> sealer_;  // guarded by key_mu_

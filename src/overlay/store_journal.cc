@@ -56,8 +56,10 @@ absl::StatusOr<JournalSnapshot> StoreJournal::Load() {
     }
     SQLite::Statement log(db, "SELECT sender, message_id, seen_ms, reply FROM setup_log");
     while (log.executeStep()) {
-      SetupLogRow row{log.getColumn(0).getString(), BlobOf(log.getColumn(1)),
-                      static_cast<uint64_t>(log.getColumn(2).getInt64()), {}};
+      SetupLogRow row{log.getColumn(0).getString(),
+                      BlobOf(log.getColumn(1)),
+                      static_cast<uint64_t>(log.getColumn(2).getInt64()),
+                      {}};
       if (!log.getColumn(3).isNull()) row.reply = BlobOf(log.getColumn(3));
       snapshot.setup_log.push_back(std::move(row));
     }
@@ -80,15 +82,30 @@ absl::StatusOr<JournalSnapshot> StoreJournal::Load() {
   return snapshot;
 }
 
+StoreJournal::StoreJournal(keys::KeyStore& store) : store_(store) {}
+StoreJournal::~StoreJournal() = default;
+
+SQLite::Statement& StoreJournal::Prepared(SQLite::Database& db, std::string_view sql) {
+  if (statements_db_ != &db) {
+    statements_.clear();
+    statements_db_ = &db;
+  }
+  std::unique_ptr<SQLite::Statement>& slot = statements_[sql];
+  if (!slot) slot = std::make_unique<SQLite::Statement>(db, std::string(sql));
+  slot->reset();
+  slot->clearBindings();
+  return *slot;
+}
+
 absl::Status StoreJournal::Commit(JournalBatch batch) {
   NL_RETURN_IF_ERROR(store_.WithTransaction([&](SQLite::Database& db) -> absl::Status {
     if (!batch.put_channels.empty()) {
-      SQLite::Statement put(
-          db,
-          "INSERT OR REPLACE INTO channels(peer, channel_id, secret, initiator, peer_key, "
-          "created_ms, confirmed, superseded_ms, erase_at_ms, drop_at_ms, send_seq, "
-          "recv_highest, recv_window, renew_requested) "
-          "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      SQLite::Statement& put =
+          Prepared(db,
+                   "INSERT OR REPLACE INTO channels(peer, channel_id, secret, initiator, peer_key, "
+                   "created_ms, confirmed, superseded_ms, erase_at_ms, drop_at_ms, send_seq, "
+                   "recv_highest, recv_window, renew_requested) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       for (const ChannelRow& row : batch.put_channels) {
         put.reset();
         put.bind(1, row.peer);
@@ -116,9 +133,9 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
       }
     }
     if (!batch.windows.empty()) {
-      SQLite::Statement update(db,
-                               "UPDATE channels SET recv_highest = ?, recv_window = ?, "
-                               "confirmed = ? WHERE peer = ? AND channel_id = ?");
+      SQLite::Statement& update = Prepared(db,
+                                           "UPDATE channels SET recv_highest = ?, recv_window = ?, "
+                                           "confirmed = ? WHERE peer = ? AND channel_id = ?");
       for (const auto& [key, window] : batch.windows) {
         update.reset();
         update.bind(1, static_cast<int64_t>(window.highest));
@@ -130,8 +147,8 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
       }
     }
     if (!batch.send_seqs.empty()) {
-      SQLite::Statement update(
-          db, "UPDATE channels SET send_seq = ? WHERE peer = ? AND channel_id = ?");
+      SQLite::Statement& update =
+          Prepared(db, "UPDATE channels SET send_seq = ? WHERE peer = ? AND channel_id = ?");
       for (const auto& [key, seq] : batch.send_seqs) {
         update.reset();
         update.bind(1, static_cast<int64_t>(seq));
@@ -141,7 +158,8 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
       }
     }
     if (!batch.delete_channels.empty()) {
-      SQLite::Statement del(db, "DELETE FROM channels WHERE peer = ? AND channel_id = ?");
+      SQLite::Statement& del =
+          Prepared(db, "DELETE FROM channels WHERE peer = ? AND channel_id = ?");
       for (const ChannelKey& key : batch.delete_channels) {
         del.reset();
         del.bind(1, key.first);
@@ -150,9 +168,10 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
       }
     }
     if (!batch.put_setup_log.empty()) {
-      SQLite::Statement put(db,
-                            "INSERT OR REPLACE INTO setup_log(sender, message_id, seen_ms, reply) "
-                            "VALUES(?, ?, ?, ?)");
+      SQLite::Statement& put =
+          Prepared(db,
+                   "INSERT OR REPLACE INTO setup_log(sender, message_id, seen_ms, reply) "
+                   "VALUES(?, ?, ?, ?)");
       for (const SetupLogRow& row : batch.put_setup_log) {
         put.reset();
         put.bind(1, row.sender);
@@ -167,8 +186,9 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
       }
     }
     if (!batch.put_inbox.empty()) {
-      SQLite::Statement put(
-          db, "INSERT INTO inbox(id, sender, message_id, received_ms, inner) VALUES(?, ?, ?, ?, ?)");
+      SQLite::Statement& put = Prepared(
+          db,
+          "INSERT INTO inbox(id, sender, message_id, received_ms, inner) VALUES(?, ?, ?, ?, ?)");
       for (const InboxRow& row : batch.put_inbox) {
         NL_ASSIGN_OR_RETURN(Bytes sealed,
                             store_.Seal(row.inner, keys::InboxContext(row.sender, row.message_id)));
@@ -182,7 +202,7 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
       }
     }
     if (!batch.delete_inbox.empty()) {
-      SQLite::Statement del(db, "DELETE FROM inbox WHERE id = ?");
+      SQLite::Statement& del = Prepared(db, "DELETE FROM inbox WHERE id = ?");
       for (uint64_t id : batch.delete_inbox) {
         del.reset();
         del.bind(1, static_cast<int64_t>(id));
@@ -190,12 +210,13 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
       }
     }
     if (!batch.put_sent.empty()) {
-      SQLite::Statement put(db,
-                            "INSERT OR REPLACE INTO sent(recipient, message_id, channel_id, seq, "
-                            "sent_at_ms, inner, resent) VALUES(?, ?, ?, ?, ?, ?, ?)");
+      SQLite::Statement& put =
+          Prepared(db,
+                   "INSERT OR REPLACE INTO sent(recipient, message_id, channel_id, seq, "
+                   "sent_at_ms, inner, resent) VALUES(?, ?, ?, ?, ?, ?, ?)");
       for (const SentRow& row : batch.put_sent) {
-        NL_ASSIGN_OR_RETURN(Bytes sealed, store_.Seal(row.inner, keys::SentContext(
-                                                                     row.recipient, row.message_id)));
+        NL_ASSIGN_OR_RETURN(
+            Bytes sealed, store_.Seal(row.inner, keys::SentContext(row.recipient, row.message_id)));
         put.reset();
         put.bind(1, row.recipient);
         BindBlob(put, 2, row.message_id);
@@ -208,8 +229,8 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
       }
     }
     if (!batch.mark_resent.empty()) {
-      SQLite::Statement mark(db,
-                             "UPDATE sent SET resent = 1 WHERE recipient = ? AND message_id = ?");
+      SQLite::Statement& mark =
+          Prepared(db, "UPDATE sent SET resent = 1 WHERE recipient = ? AND message_id = ?");
       for (const auto& [recipient, message_id] : batch.mark_resent) {
         mark.reset();
         mark.bind(1, recipient);
@@ -218,12 +239,13 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
       }
     }
     if (!batch.put_answered.empty()) {
-      SQLite::Statement put(db,
-                            "INSERT OR REPLACE INTO answered(peer, request_id, expires_ms, reply) "
-                            "VALUES(?, ?, ?, ?)");
+      SQLite::Statement& put =
+          Prepared(db,
+                   "INSERT OR REPLACE INTO answered(peer, request_id, expires_ms, reply) "
+                   "VALUES(?, ?, ?, ?)");
       for (const AnsweredRow& row : batch.put_answered) {
-        NL_ASSIGN_OR_RETURN(Bytes sealed, store_.Seal(row.reply, keys::AnsweredContext(
-                                                                     row.peer, row.request_id)));
+        NL_ASSIGN_OR_RETURN(
+            Bytes sealed, store_.Seal(row.reply, keys::AnsweredContext(row.peer, row.request_id)));
         put.reset();
         put.bind(1, row.peer);
         put.bind(2, row.request_id);
@@ -232,9 +254,9 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
         put.exec();
       }
     }
-    auto prune = [&db](const char* sql, uint64_t before) {
+    auto prune = [&](const char* sql, uint64_t before) {
       if (before == 0) return;
-      SQLite::Statement del(db, sql);
+      SQLite::Statement& del = Prepared(db, sql);
       del.bind(1, static_cast<int64_t>(before));
       del.exec();
     };
@@ -267,9 +289,9 @@ absl::StatusOr<std::optional<SentRow>> StoreJournal::FindSent(std::string_view r
     row.channel_id = BlobOf(q.getColumn(0));
     row.seq = static_cast<uint64_t>(q.getColumn(1).getInt64());
     row.sent_at_ms = static_cast<uint64_t>(q.getColumn(2).getInt64());
-    NL_ASSIGN_OR_RETURN(core::SecretBytes inner,
-                        store_.Unseal(BlobOf(q.getColumn(3)),
-                                      keys::SentContext(recipient, message_id)));
+    NL_ASSIGN_OR_RETURN(
+        core::SecretBytes inner,
+        store_.Unseal(BlobOf(q.getColumn(3)), keys::SentContext(recipient, message_id)));
     row.inner = Unsealed(inner);
     row.resent = q.getColumn(4).getInt() != 0;
     found = std::move(row);
@@ -296,9 +318,9 @@ absl::StatusOr<std::vector<SentRow>> StoreJournal::SentOnChannel(std::string_vie
       row.channel_id = Bytes(channel_id.begin(), channel_id.end());
       row.seq = static_cast<uint64_t>(q.getColumn(1).getInt64());
       row.sent_at_ms = static_cast<uint64_t>(q.getColumn(2).getInt64());
-      NL_ASSIGN_OR_RETURN(core::SecretBytes inner,
-                          store_.Unseal(BlobOf(q.getColumn(3)),
-                                        keys::SentContext(recipient, row.message_id)));
+      NL_ASSIGN_OR_RETURN(
+          core::SecretBytes inner,
+          store_.Unseal(BlobOf(q.getColumn(3)), keys::SentContext(recipient, row.message_id)));
       row.inner = Unsealed(inner);
       rows.push_back(std::move(row));
     }
@@ -319,9 +341,9 @@ absl::StatusOr<std::optional<Bytes>> StoreJournal::FindAnswered(std::string_view
     q.bind(2, std::string(request_id));
     q.bind(3, static_cast<int64_t>(now_ms));
     if (!q.executeStep()) return absl::OkStatus();
-    NL_ASSIGN_OR_RETURN(core::SecretBytes plain,
-                        store_.Unseal(BlobOf(q.getColumn(0)),
-                                      keys::AnsweredContext(peer, request_id)));
+    NL_ASSIGN_OR_RETURN(
+        core::SecretBytes plain,
+        store_.Unseal(BlobOf(q.getColumn(0)), keys::AnsweredContext(peer, request_id)));
     reply = Unsealed(plain);
     return absl::OkStatus();
   }));

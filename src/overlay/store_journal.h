@@ -4,7 +4,16 @@
 // (keys/seal_contexts.h).
 #pragma once
 
+#include <memory>
+#include <string_view>
+#include <unordered_map>
+
 #include "overlay/ports.h"
+
+namespace SQLite {
+class Database;
+class Statement;
+}  // namespace SQLite
 
 namespace nodelink::keys {
 class KeyStore;
@@ -15,7 +24,8 @@ namespace nodelink::overlay {
 class StoreJournal final : public ChannelJournal {
  public:
   // `store` must outlive the journal. Thread-safe (the store serializes access).
-  explicit StoreJournal(keys::KeyStore& store) : store_(store) {}
+  explicit StoreJournal(keys::KeyStore& store);
+  ~StoreJournal() override;
 
   absl::StatusOr<JournalSnapshot> Load() override;
   absl::Status Commit(JournalBatch batch) override;
@@ -30,7 +40,14 @@ class StoreJournal final : public ChannelJournal {
   absl::StatusOr<std::vector<std::string>> TakeRenewRequests() override;
 
  private:
+  // Commit's statements, prepared once and reused (at light load each commit would otherwise
+  // spend more time preparing them than running them). Used only inside the store's
+  // transaction, which serializes them.
+  SQLite::Statement& Prepared(SQLite::Database& db, std::string_view sql);
+
   keys::KeyStore& store_;
+  const SQLite::Database* statements_db_ = nullptr;
+  std::unordered_map<std::string_view, std::unique_ptr<SQLite::Statement>> statements_;
 };
 
 }  // namespace nodelink::overlay
