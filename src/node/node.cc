@@ -2,9 +2,11 @@
 // aggregation and the hub client (DESIGN.md, "Modules and their direction").
 #include "nodelink/node.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -118,6 +120,9 @@ class Node::Impl {
 
   absl::Status Start();
   void Stop();
+  // "" unless this node's clock is off the hub's by more than the protocol's skew: then why its
+  // messages do not get through (receivers refuse them as STALE, setups included).
+  std::string ClockHint() const;
 
   NodeOptions options_;
   core::Clock& clock_ = core::SystemClock::Get();
@@ -395,6 +400,17 @@ absl::StatusOr<AggregationResult> Node::Impl::Aggregate(
 Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Node::~Node() { Stop(); }
 
+std::string Node::Impl::ClockHint() const {
+  constexpr int64_t kMaxSkewMs = 10 * 60 * 1000;  // PROTOCOL 9
+  if (!hub_) return "";
+  const int64_t offset = hub_->stats().clock_offset_ms;
+  if (offset <= kMaxSkewMs && offset >= -kMaxSkewMs) return "";
+  return fmt::format(
+      "; this node's clock is {} minutes {} the hub's, so receivers refuse its messages as "
+      "STALE: fix the clock",
+      std::abs(offset) / 60'000, offset > 0 ? "ahead of" : "behind");
+}
+
 absl::StatusOr<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   auto impl = std::make_unique<Impl>(std::move(options));
   absl::Status started = impl->Start();
@@ -420,7 +436,8 @@ absl::Status Node::Send(const std::string& peer, const Message& message,
                          [promise](absl::Status s) { promise->set_value(std::move(s)); });
   if (result.wait_for(timeout) != std::future_status::ready) {
     return absl::DeadlineExceededError("the hub did not accept the message for " + peer +
-                                       " in time (it may still be delivered)");
+                                       " in time (it may still be delivered)" +
+                                       impl_->ClockHint());
   }
   return result.get();
 }
@@ -442,7 +459,7 @@ std::map<std::string, absl::Status> Node::Broadcast(const std::vector<std::strin
     out[peer] = future.wait_until(deadline) == std::future_status::ready
                     ? future.get()
                     : absl::DeadlineExceededError("the hub did not accept the message for " +
-                                                  peer + " in time");
+                                                  peer + " in time" + impl_->ClockHint());
   }
   return out;
 }

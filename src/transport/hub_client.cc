@@ -343,6 +343,7 @@ void HubClient::Impl::OnFrame(Stream* stream, v1::HubFrame& frame) {
       ++stats_.welcomes;
       const uint64_t now = clock_->NowMs();
       const uint64_t hub = welcome_->hub_time_ms();
+      stats_.clock_offset_ms = static_cast<int64_t>(now) - static_cast<int64_t>(hub);
       if ((now > hub ? now - hub : hub - now) > kMaxSkewMs) {
         spdlog::warn(
             "hub client {}: clock differs from the hub's by more than 10 minutes; "

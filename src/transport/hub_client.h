@@ -53,6 +53,7 @@ struct HubClientStats {
   uint64_t pushed = 0;             // envelopes the hub pushed
   uint64_t acks_sent = 0;
   uint64_t acks_dropped = 0;  // receipts for envelopes pushed on a stream that has ended
+  int64_t clock_offset_ms = 0;  // this node's clock minus the hub's, at the last Welcome
 };
 
 // Thread-safe. All callbacks run on one transport thread owned by the client, in order, one at a

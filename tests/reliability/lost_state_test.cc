@@ -79,7 +79,10 @@ TEST_CASE("lost state: a clock two hours ahead is refused STALE and said at both
   REQUIRE(sender != nullptr);
   CHECK(sender->WaitForStderrLine("clock differs from the hub's", seconds(60)).has_value());
   CHECK(sender->Wait(seconds(60)) == 1);  // its message never got a channel
-  CHECK(sender->WaitForStderrLine("sending 0 failed", seconds(5)).has_value());
+  auto failed = sender->WaitForStderrLine("sending 0 failed", seconds(5));
+  REQUIRE(failed.has_value());
+  CHECK_MESSAGE(failed->find("clock is 120 minutes ahead of the hub's") != std::string::npos,
+                *failed);
   CHECK(rig.Logged(kSender).empty());
 
   receiver->Signal(SIGTERM);
