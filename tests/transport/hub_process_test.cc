@@ -7,8 +7,11 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "hub_test_util.h"
@@ -42,7 +45,7 @@ struct HubProcess {
   int metrics_port = 0;
 
   static HubProcess Start(const std::string& data_dir, int port = 0,
-                          std::vector<std::string> extra = {}) {
+                          std::vector<std::string> extra = {}, bool capture_stderr = false) {
     std::vector<std::string> argv = {testing::BinPath("nodelink-hub"),
                                      "--federation",
                                      "fed",
@@ -62,7 +65,7 @@ struct HubProcess {
                                      data_dir + "/port"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     HubProcess h;
-    h.process = process::Subprocess::Start(argv);
+    h.process = process::Subprocess::Start(argv, {}, capture_stderr);
     REQUIRE(h.process != nullptr);
     auto line = h.process->WaitForLine("listening on", kWait);
     REQUIRE_MESSAGE(line.has_value(), "nodelink-hub did not start");
@@ -338,14 +341,74 @@ class IdleParticipant final : public grpc::ClientBidiReactor<v1::ClientFrame, v1
   std::atomic<int>& done_;
 };
 
+testing::TestPki& OtherPki() {
+  static process::TempDir dir("nodelink-pki-other");
+  static testing::TestPki pki(dir.path(), "fed");  // same federation name, another CA
+  return pki;
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The base64 lines of a PEM private key: any of them in a log would leak the key.
+std::vector<std::string> KeyLines(const std::string& pem) {
+  std::vector<std::string> lines;
+  std::istringstream in(pem);
+  for (std::string line; std::getline(in, line);) {
+    if (line.size() >= 16 && line.find("-----") == std::string::npos) lines.push_back(line);
+  }
+  return lines;
+}
+
+TEST_CASE("process: failed TLS logins are logged, without secrets, and the hub goes on") {
+  process::TempDir dir;
+  HubProcess hub = HubProcess::Start(dir.path(), 0, {"--log-level", "debug"}, true);
+  TlsMaterial good = Pki().FastParticipant("node-a");
+  TlsMaterial anonymous;  // no client certificate
+  anonymous.ca_pem = good.ca_pem;
+  TlsMaterial foreign = OtherPki().Material(OtherPki().IssueParticipant("node-a"));
+  foreign.ca_pem = good.ca_pem;  // trusts the hub, presents another CA's certificate
+  CHECK(testing::RawExchange(testing::RawChannel(hub.target(), &anonymous),
+                             {testing::HelloFrame("fed", "node-a")}, kUntilEnd)
+            .status.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(testing::RawExchange(testing::RawChannel(hub.target(), &foreign),
+                             {testing::HelloFrame("fed", "node-a")}, kUntilEnd, milliseconds(5000))
+            .status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  // The hub still serves a good participant.
+  auto ok = testing::RawExchange(testing::RawChannel(hub.target(), &good),
+                                 {testing::HelloFrame("fed", "node-a")}, 1);
+  CHECK(ok.frames.size() == 1);
+  // Both failures left a line (the log path ran), and no line holds a byte of any private key:
+  // the hub's own, the rejected client's, the good client's.
+  CHECK(hub.process->WaitForStderrLine("no client certificate", kWait).has_value());
+  CHECK(hub.process->WaitForStderrLine("Handshake failed", kWait).has_value());
+  std::vector<std::string> secrets = KeyLines(ReadText(Pki().hub().key_path));
+  for (const TlsMaterial* m : {&foreign, &good}) {
+    for (const std::string& line : KeyLines(std::string(AsStringView(m->key_pem.ExposeSecret())))) {
+      secrets.push_back(line);
+    }
+  }
+  REQUIRE(secrets.size() > 6);
+  const std::vector<std::string> log = hub.process->StderrLines();
+  CHECK(log.size() > 2);
+  for (const std::string& line : log) {
+    for (const std::string& secret : secrets) {
+      if (line.find(secret.substr(0, 16)) != std::string::npos)
+        FAIL_CHECK("key material: " << line);
+    }
+  }
+}
+
 TEST_CASE("process: many participants connected to one hub within bounded memory") {
   // NODELINK_MANY_PARTICIPANTS is 1,000, and 200 in the sanitizer build (CMake), where each TLS
   // handshake is several times slower. Real mutual TLS, one TCP connection per participant. The
   // environment variable of the same name overrides it for a measurement by hand (10,000 for
   // bench/RESULTS.md).
   const char* many = std::getenv("NODELINK_MANY_PARTICIPANTS");
-  const int kParticipants = many != nullptr && std::atoi(many) > 0 ? std::atoi(many)
-                                                                     : NODELINK_MANY_PARTICIPANTS;
+  const int kParticipants =
+      many != nullptr && std::atoi(many) > 0 ? std::atoi(many) : NODELINK_MANY_PARTICIPANTS;
   process::TempDir dir;
   HubProcess hub = HubProcess::Start(dir.path());
   std::vector<TlsMaterial> material;

@@ -143,6 +143,11 @@ std::vector<std::string> Subprocess::Lines() const {
   return out_.lines;
 }
 
+std::vector<std::string> Subprocess::StderrLines() const {
+  std::lock_guard lock(mu_);
+  return err_.lines;
+}
+
 void Subprocess::Signal(int signal) {
   if (!exit_code_) kill(pid_, signal);
 }

@@ -43,6 +43,8 @@ class Subprocess {
                                                std::chrono::milliseconds timeout);
   // Every stdout line read so far.
   std::vector<std::string> Lines() const;
+  // Every stderr line read so far (empty unless started with capture_stderr).
+  std::vector<std::string> StderrLines() const;
 
   // Sends `signal` (e.g. SIGTERM) to the child.
   void Signal(int signal);
