@@ -21,17 +21,29 @@ std::vector<std::string> FaultyHub(const std::string& spec) {
   return {"--inject-faults", spec, "--metrics-listen", "127.0.0.1:0"};
 }
 
+uint64_t HubMetric(const StreamRig& rig, const std::string& name) {
+  return process::MetricValue(process::ScrapeMetrics(rig.fed.metrics_port()), name);
+}
 uint64_t Injected(const StreamRig& rig, const std::string& kind) {
-  return process::MetricValue(process::ScrapeMetrics(rig.fed.metrics_port()),
-                              "nodelink_hub_faults_injected_total{kind=\"" + kind + "\"}");
+  return HubMetric(rig, "nodelink_hub_faults_injected_total{kind=\"" + kind + "\"}");
 }
 
 TEST_CASE("hostile hub: duplicated, reordered and delayed messages are processed exactly once") {
   StreamRig rig(FaultyHub("duplicate=0.05,reorder=0.05,delay=0.03,delay-ms=40,seed=11"));
   rig.fed.StartHub();
-  auto receiver = rig.Start(kReceiver, kCount);
+  auto receiver = rig.Start(kReceiver, kCount + 1);  // runs until SIGTERM
   auto sender = rig.Start(kSender, kCount);
   StreamRig::Finish(*sender);
+  // Every copy has been refused once the receiver acknowledged it: the hub sees a receipt that
+  // matches nothing (the first copy's receipt deleted the envelope).
+  REQUIRE(process::WaitFor(
+      [&] {
+        return rig.Logged(kReceiver).size() == kCount &&
+               HubMetric(rig, "nodelink_hub_delivered_unmatched_total") ==
+                   Injected(rig, "duplicate");
+      },
+      kStreamWait, std::chrono::milliseconds(50)));
+  receiver->Signal(SIGTERM);
   const nlohmann::json counters = StreamRig::Finish(*receiver);
 
   const std::vector<uint64_t> got = rig.Logged(kReceiver);
@@ -59,11 +71,13 @@ TEST_CASE("hostile hub: dropped and corrupted messages never reach the applicati
   auto receiver = rig.Start(kReceiver, kCount);
   auto sender = rig.Start(kSender, kCount);
   StreamRig::Finish(*sender);  // every Send was accepted: the losses happen after the hub
-  // Everything the hub did not drop or corrupt arrives.
+  // Everything the hub did not drop or corrupt arrives, and every corrupted one was refused
+  // (acknowledged, so the hub's queue is empty).
   REQUIRE(process::WaitFor(
       [&] {
         return rig.Logged(kReceiver).size() + Injected(rig, "drop") + Injected(rig, "corrupt") ==
-               kCount;
+                   kCount &&
+               HubMetric(rig, "nodelink_hub_queued_items") == 0;
       },
       kStreamWait, std::chrono::milliseconds(50)));
   receiver->Signal(SIGTERM);
