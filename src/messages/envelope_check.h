@@ -14,6 +14,7 @@ class Envelope;
 namespace nodelink::messages {
 
 inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint64_t kMaxClockSkewMs = 10 * 60 * 1000;  // PROTOCOL 9: max skew, default
 inline constexpr size_t kSaltBytes = 32;
 inline constexpr size_t kNonceBytes = 12;
 inline constexpr size_t kTagBytes = 16;

@@ -21,6 +21,7 @@
 #include "keys/context_store.h"
 #include "keys/files.h"
 #include "keys/key_store.h"
+#include "messages/envelope_check.h"
 #include "messages/names.h"
 #include "messages/protobuf_log.h"
 #include "node/answered_store.h"
@@ -401,10 +402,9 @@ Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Node::~Node() { Stop(); }
 
 std::string Node::Impl::ClockHint() const {
-  constexpr int64_t kMaxSkewMs = 10 * 60 * 1000;  // PROTOCOL 9
   if (!hub_) return "";
   const int64_t offset = hub_->stats().clock_offset_ms;
-  if (offset <= kMaxSkewMs && offset >= -kMaxSkewMs) return "";
+  if (static_cast<uint64_t>(std::abs(offset)) <= messages::kMaxClockSkewMs) return "";
   return fmt::format(
       "; this node's clock is {} minutes {} the hub's, so receivers refuse its messages as "
       "STALE: fix the clock",

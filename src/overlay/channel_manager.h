@@ -25,6 +25,7 @@
 #include "core/ec.h"
 #include "core/secret_bytes.h"
 #include "messages/codes.h"
+#include "messages/envelope_check.h"
 #include "overlay/commit_queue.h"
 #include "overlay/delivery.h"
 #include "overlay/ports.h"
@@ -41,7 +42,7 @@ struct LocalIdentity {
 
 struct ChannelManagerOptions {
   uint64_t queue_ttl_ms = 3'600'000;          // the hub's, from Welcome (PROTOCOL 9)
-  uint64_t max_skew_ms = 600'000;             // 10 minutes
+  uint64_t max_skew_ms = messages::kMaxClockSkewMs;
   uint64_t max_channel_age_ms = 86'400'000;   // 24 hours
   uint64_t setup_timeout_ms = 30'000;         // waiters fail after this; the request lives on
   uint64_t window_size = 1024;                // max(1024, max_in_flight)

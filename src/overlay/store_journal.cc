@@ -92,8 +92,7 @@ SQLite::Statement& StoreJournal::Prepared(SQLite::Database& db, std::string_view
   }
   std::unique_ptr<SQLite::Statement>& slot = statements_[sql];
   if (!slot) slot = std::make_unique<SQLite::Statement>(db, std::string(sql));
-  slot->reset();
-  slot->clearBindings();
+  slot->reset();  // every caller binds all its parameters
   return *slot;
 }
 

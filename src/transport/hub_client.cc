@@ -12,6 +12,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "messages/envelope_check.h"
 #include "messages/names.h"
 #include "nodelink/v1/hub.grpc.pb.h"
 #include "spdlog/spdlog.h"
@@ -21,7 +22,6 @@ namespace nodelink::transport {
 
 namespace {
 
-constexpr uint64_t kMaxSkewMs = 10 * 60 * 1000;  // PROTOCOL 9
 std::atomic<uint64_t> g_client_instances{0};
 
 }  // namespace
@@ -344,7 +344,7 @@ void HubClient::Impl::OnFrame(Stream* stream, v1::HubFrame& frame) {
       const uint64_t now = clock_->NowMs();
       const uint64_t hub = welcome_->hub_time_ms();
       stats_.clock_offset_ms = static_cast<int64_t>(now) - static_cast<int64_t>(hub);
-      if ((now > hub ? now - hub : hub - now) > kMaxSkewMs) {
+      if ((now > hub ? now - hub : hub - now) > messages::kMaxClockSkewMs) {
         spdlog::warn(
             "hub client {}: clock differs from the hub's by more than 10 minutes; "
             "receivers will refuse its envelopes as STALE; fix the clock",

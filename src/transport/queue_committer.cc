@@ -168,10 +168,15 @@ void QueueCommitter::CommitWrites(std::vector<AppendOp>& appends, std::vector<ui
       }
     }
     deletes_done = true;
+    // A full disk refuses the batch like the headroom check refuses an append: kDiskFull, which
+    // the sender can retry. Other failures stay errors (the relay ends the stream).
+    const bool disk_full = absl::IsResourceExhausted(results.status());
     for (size_t i = 0; i < n; ++i) {
       AppendOp& op = appends[next + i];
       if (results.ok()) {
         op.done((*results)[i]);
+      } else if (disk_full) {
+        op.done(AppendResult{AppendOutcome::kDiskFull, 0});
       } else {
         op.done(results.status());
       }

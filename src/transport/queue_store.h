@@ -46,7 +46,7 @@ enum class AppendOutcome {
   kQueued,     // durably stored under a new id
   kDuplicate,  // (sender, message_id) is in the dedup record: nothing written (PROTOCOL 4)
   kQueueFull,  // the recipient's queue is at its bound (count or bytes)
-  kDiskFull,   // less than the configured headroom would stay free on the hub's disk
+  kDiskFull,   // the hub's disk is full, or less than its headroom would stay free
 };
 
 struct AppendResult {

@@ -181,10 +181,6 @@ void Relay::OnAppended(const std::string& sender, uint64_t sender_epoch,
                        const std::string& recipient, const std::string& message_id,
                        const absl::StatusOr<AppendResult>& result) {
   std::lock_guard lock(mu_);
-  if (absl::IsResourceExhausted(result.status())) {  // the hub's disk is full
-    return AnswerQueueFull(sender, sender_epoch, message_id,
-                           "the hub's disk is full; retry later");
-  }
   if (!result.ok()) {
     // Nothing durable to answer: end the stream so that the client resends after reconnecting.
     auto it = conns_.find(sender);
@@ -211,7 +207,7 @@ void Relay::OnAppended(const std::string& sender, uint64_t sender_epoch,
                              "the queue of " + recipient + " is at its bound; retry later");
     case AppendOutcome::kDiskFull:
       return AnswerQueueFull(sender, sender_epoch, message_id,
-                             "the hub's disk is nearly full; retry later");
+                             "the hub's disk is full or nearly full; retry later");
   }
 }
 

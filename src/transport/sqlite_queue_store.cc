@@ -55,8 +55,8 @@ uint64_t FileSize(const std::string& path) {
 }
 
 absl::Status StorageError(std::string_view what, const std::exception& e) {
-  // A full disk is the one storage failure a sender can do something about (retry later), and
-  // the relay answers it Rejected{QUEUE_FULL} instead of ending the stream (relay.cc).
+  // A full disk is the one storage failure a sender can do something about (retry later): the
+  // committer answers it kDiskFull instead of an error (queue_committer.cc).
   const auto* sqlite = dynamic_cast<const SQLite::Exception*>(&e);
   if (sqlite != nullptr && sqlite->getErrorCode() == SQLITE_FULL) {
     return absl::ResourceExhaustedError(std::string("hub queue database: ") + std::string(what) +

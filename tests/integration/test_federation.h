@@ -77,6 +77,7 @@ class TestFederation {
   std::string Passphrase() const { return dir_.File("passphrase"); }
   std::string StorePath(const std::string& id) const { return dir_.File(id + ".db"); }
   std::string HubAddress() const { return "127.0.0.1:" + std::to_string(hub_port_); }
+  int hub_port() const { return hub_port_; }
   process::Subprocess& hub() { return *hub_; }
 
   // A participant store with a certificate, trusting the researcher and approving co-parties.

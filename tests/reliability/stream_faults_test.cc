@@ -24,10 +24,7 @@ TEST_CASE("stream: the hub killed with SIGKILL mid-stream and restarted loses no
     rig.fed.hub().Kill();
     rig.fed.StartHub();  // same port, same data directory
   }
-  StreamRig::Finish(*sender);
-  StreamRig::Finish(*receiver);
-  CheckExactlyOnceInOrder(rig.Logged(kSender), kCount);
-  CheckExactlyOnceInOrder(rig.Logged(kReceiver), kCount);
+  rig.FinishExactlyOnceInOrder(*sender, *receiver, kCount);
 }
 
 TEST_CASE("stream: either end killed with SIGKILL and restarted with its store loses nothing") {
@@ -42,17 +39,13 @@ TEST_CASE("stream: either end killed with SIGKILL and restarted with its store l
   REQUIRE(sender->Wait(kStreamWait) == 128 + SIGKILL);
   CHECK(rig.Logged(kSender).size() == 2 * kCount / 3);
   sender = rig.Start(kSender, kCount);
-  StreamRig::Finish(*sender);
-  StreamRig::Finish(*receiver);
-  CheckExactlyOnceInOrder(rig.Logged(kSender), kCount);
-  CheckExactlyOnceInOrder(rig.Logged(kReceiver), kCount);
+  rig.FinishExactlyOnceInOrder(*sender, *receiver, kCount);
 }
 
 TEST_CASE("stream: the network cut between both ends and the hub, then restored, loses nothing") {
   StreamRig rig;
   rig.fed.StartHub();
-  const int hub_port = std::stoi(rig.fed.HubAddress().substr(rig.fed.HubAddress().rfind(':') + 1));
-  auto proxy = process::TcpProxy::Start(hub_port);
+  auto proxy = process::TcpProxy::Start(rig.fed.hub_port());
   REQUIRE(proxy != nullptr);
   const std::string via = "127.0.0.1:" + std::to_string(proxy->port());
   auto receiver = rig.Start(kReceiver, kCount, 0, via);
@@ -66,11 +59,8 @@ TEST_CASE("stream: the network cut between both ends and the hub, then restored,
                              kStreamWait));
     proxy->Restore();
   }
-  StreamRig::Finish(*sender);
-  StreamRig::Finish(*receiver);
+  rig.FinishExactlyOnceInOrder(*sender, *receiver, kCount);
   CHECK(proxy->connections() >= 8);  // 2 at first, 2 after each cut
-  CheckExactlyOnceInOrder(rig.Logged(kSender), kCount);
-  CheckExactlyOnceInOrder(rig.Logged(kReceiver), kCount);
 }
 
 }  // namespace

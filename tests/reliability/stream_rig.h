@@ -22,6 +22,17 @@ inline constexpr char kSender[] = "lab-a";
 inline constexpr char kReceiver[] = "lab-b";
 inline constexpr auto kStreamWait = std::chrono::seconds(600);  // bound for a broken run
 
+// 0, 1, ..., count-1, each once and in order.
+inline void CheckExactlyOnceInOrder(const std::vector<uint64_t>& logged, uint64_t count) {
+  REQUIRE(logged.size() == count);
+  for (uint64_t i = 0; i < count; ++i) {
+    if (logged[i] != i) {
+      FAIL_CHECK("position " << i << " holds " << logged[i]);
+      return;
+    }
+  }
+}
+
 struct StreamRig {
   explicit StreamRig(std::vector<std::string> hub_args = {})
       : fed({kSender, kReceiver}, std::nullopt, std::move(hub_args)) {}
@@ -72,19 +83,17 @@ struct StreamRig {
     return nlohmann::json::parse(*line)["counters"];
   }
 
+  // Both ends exit cleanly, and both logs are 0..count-1, each once and in order.
+  void FinishExactlyOnceInOrder(process::Subprocess& sender, process::Subprocess& receiver,
+                                uint64_t count) {
+    Finish(sender);
+    Finish(receiver);
+    CheckExactlyOnceInOrder(Logged(kSender), count);
+    CheckExactlyOnceInOrder(Logged(kReceiver), count);
+  }
+
   TestFederation fed;
 };
-
-// 0, 1, ..., count-1, each once and in order.
-inline void CheckExactlyOnceInOrder(const std::vector<uint64_t>& logged, uint64_t count) {
-  REQUIRE(logged.size() == count);
-  for (uint64_t i = 0; i < count; ++i) {
-    if (logged[i] != i) {
-      FAIL_CHECK("position " << i << " holds " << logged[i]);
-      return;
-    }
-  }
-}
 
 inline uint64_t Refused(const nlohmann::json& counters, const std::string& code) {
   return counters["refused"].value(code, uint64_t{0});

@@ -7,8 +7,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -32,11 +30,8 @@ using testing::MakeEnvelope;
 constexpr milliseconds kWait{30'000};
 constexpr size_t kUntilEnd = static_cast<size_t>(-1);
 
-testing::TestPki& Pki() {
-  static process::TempDir dir("nodelink-pki");
-  static testing::TestPki pki(dir.path(), "fed");
-  return pki;
-}
+using testing::OtherPki;
+using testing::Pki;
 
 // A nodelink-hub child process with TLS and a durable queue in `data_dir`.
 struct HubProcess {
@@ -341,17 +336,6 @@ class IdleParticipant final : public grpc::ClientBidiReactor<v1::ClientFrame, v1
   std::atomic<int>& done_;
 };
 
-testing::TestPki& OtherPki() {
-  static process::TempDir dir("nodelink-pki-other");
-  static testing::TestPki pki(dir.path(), "fed");  // same federation name, another CA
-  return pki;
-}
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // The base64 lines of a PEM private key: any of them in a log would leak the key.
 std::vector<std::string> KeyLines(const std::string& pem) {
   std::vector<std::string> lines;
@@ -384,7 +368,7 @@ TEST_CASE("process: failed TLS logins are logged, without secrets, and the hub g
   // the hub's own, the rejected client's, the good client's.
   CHECK(hub.process->WaitForStderrLine("no client certificate", kWait).has_value());
   CHECK(hub.process->WaitForStderrLine("Handshake failed", kWait).has_value());
-  std::vector<std::string> secrets = KeyLines(ReadText(Pki().hub().key_path));
+  std::vector<std::string> secrets = KeyLines(testing::ReadWholeFile(Pki().hub().key_path));
   for (const TlsMaterial* m : {&foreign, &good}) {
     for (const std::string& line : KeyLines(std::string(AsStringView(m->key_pem.ExposeSecret())))) {
       secrets.push_back(line);

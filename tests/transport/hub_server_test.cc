@@ -25,17 +25,8 @@ using testing::RawExchange;
 constexpr milliseconds kWait{20'000};
 constexpr size_t kUntilEnd = static_cast<size_t>(-1);
 
-// One PKI per test executable (openssl takes a few ms per certificate).
-testing::TestPki& Pki() {
-  static process::TempDir dir("nodelink-pki");
-  static testing::TestPki pki(dir.path(), "fed");
-  return pki;
-}
-testing::TestPki& OtherPki() {
-  static process::TempDir dir("nodelink-pki-other");
-  static testing::TestPki pki(dir.path(), "fed");  // same name, another CA
-  return pki;
-}
+using testing::OtherPki;
+using testing::Pki;
 
 HubServerOptions TlsOptions(const std::string& data_dir) {
   RouteLibraryLogsToSpdlog();

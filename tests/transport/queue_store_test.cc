@@ -216,6 +216,54 @@ TEST_CASE("sqlite queue store: appends stop at the disk headroom; deletes still 
   CHECK((*full)->Totals().items == 0);
 }
 
+// A store on a disk that is full: every transaction with an append fails as SQLite's does
+// (ResourceExhausted); deletes alone still go through.
+class FullDiskStore final : public QueueStore {
+ public:
+  absl::StatusOr<std::vector<AppendResult>> Commit(std::span<const AppendRequest> appends,
+                                                   std::span<const uint64_t> deletes,
+                                                   const QueueBounds& bounds) override {
+    if (!appends.empty()) return absl::ResourceExhaustedError("the disk is full");
+    return inner.Commit(appends, deletes, bounds);
+  }
+  absl::StatusOr<std::vector<QueuedItem>> Fetch(std::string_view r, uint64_t after, size_t n,
+                                                uint64_t bytes) override {
+    return inner.Fetch(r, after, n, bytes);
+  }
+  absl::StatusOr<ExpireResult> Expire(uint64_t now, uint64_t window, uint64_t ttl,
+                                      const NoticeBodyBuilder& body) override {
+    return inner.Expire(now, window, ttl, body);
+  }
+  absl::StatusOr<bool> IsDuplicate(std::string_view s, std::string_view id) override {
+    return inner.IsDuplicate(s, id);
+  }
+  QueueTotals Totals() const override { return inner.Totals(); }
+  MemoryQueueStore inner;
+};
+
+TEST_CASE("committer: a full disk answers kDiskFull and still applies the batch's deletes") {
+  auto store = std::make_unique<FullDiskStore>();
+  const uint64_t queued = CommitOk(store->inner, {Req("a", "r", "1")}).at(0).id;
+  FullDiskStore& full = *store;
+  QueueCommitter committer(std::move(store), CommitterOptions{64, {}, 1000});
+  // Hold the committer's thread in a fetch callback so that the delete and the append land in
+  // one batch, the case where the deletes must be retried alone.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  CHECK(committer.Fetch("r", 0, 1, 1024, [released](auto) { released.wait(); }));
+  std::promise<absl::StatusOr<AppendResult>> answered;
+  CHECK(committer.Delete(queued));
+  CHECK(committer.Append(Req("a", "r", "2"), [&](const absl::StatusOr<AppendResult>& r) {
+    answered.set_value(r);
+  }));
+  release.set_value();
+  const absl::StatusOr<AppendResult> r = answered.get_future().get();
+  REQUIRE(r.ok());
+  CHECK(r->outcome == AppendOutcome::kDiskFull);
+  committer.Stop();
+  CHECK(full.inner.Totals().items == 0);  // the delete went through on its own
+}
+
 TEST_CASE("sqlite queue store: a file that is not a database is refused with a status") {
   process::TempDir dir;
   {

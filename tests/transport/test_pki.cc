@@ -6,7 +6,21 @@
 #include <fstream>
 #include <sstream>
 
+#include "process/temp_dir.h"
+
 namespace nodelink::testing {
+
+TestPki& Pki() {
+  static process::TempDir dir("nodelink-pki");
+  static TestPki pki(dir.path(), "fed");
+  return pki;
+}
+
+TestPki& OtherPki() {
+  static process::TempDir dir("nodelink-pki-other");
+  static TestPki pki(dir.path(), "fed");
+  return pki;
+}
 
 std::string ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -58,4 +58,9 @@ class TestPki {
 std::string ReadWholeFile(const std::string& path);
 void WriteWholeFile(const std::string& path, std::string_view content);
 
+// One PKI for federation "fed" per test executable (openssl takes a few ms per certificate), and
+// a second CA for the same federation name, whose certificates the hub must refuse.
+TestPki& Pki();
+TestPki& OtherPki();
+
 }  // namespace nodelink::testing
