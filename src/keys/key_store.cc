@@ -460,7 +460,8 @@ absl::Status KeyStore::ChangeStoreKey(const StoreKeySource& new_source, KdfProfi
       std::vector<std::pair<int64_t, Bytes>> updates;
       SQLite::Statement query(db, std::string("SELECT rowid, ") + col.column + ", " +
                                       col.context_sql + " FROM " + col.table + " WHERE " +
-                                      col.column + " IS NOT NULL");
+                                      col.column + " IS NOT NULL AND length(" + col.column +
+                                      ") > 0");  // empty: the value is in a body file
       while (query.executeStep()) {
         SQLite::Column blob = query.getColumn(1);
         const auto* p = static_cast<const uint8_t*>(blob.getBlob());

@@ -12,6 +12,10 @@
 // error and leave the file as it was (a WAL left by a crashed process is not applied either
 // until the key is verified).
 //
+// Inbox and sent messages of 64 KiB and more are files in `<path>-bodies/`, each sealed under a
+// key kept (sealed) in its row (keys/store_bodies.h); a copy or backup of a store takes that
+// directory with it.
+//
 // Durability: synchronous=NORMAL in WAL mode. A commit survives the process being killed
 // (SIGKILL), not a power loss in the following moments; the store's writes are small and
 // frequent (anti-replay windows), and FULL costs ~4x per commit (IMPLEMENTATION-NOTES 6.3).

@@ -103,6 +103,16 @@ CREATE TABLE pairwise_keys(
   FOREIGN KEY(researcher, context_id) REFERENCES contexts(researcher, context_id) ON DELETE CASCADE);
 )sql";
 
+// Version 2: inbox and sent messages of at least kBodyFileMinBytes live in body files
+// (keys/store_bodies.h). Then `inner` is empty, body_key holds the file's key sealed under the
+// row's context and body_bytes the file's size.
+constexpr const char* kSchemaV2 = R"sql(
+ALTER TABLE inbox ADD COLUMN body_key BLOB;
+ALTER TABLE inbox ADD COLUMN body_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sent ADD COLUMN body_key BLOB;
+ALTER TABLE sent ADD COLUMN body_bytes INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& DefaultMigrations() {
@@ -110,6 +120,11 @@ const std::vector<Migration>& DefaultMigrations() {
       {0, 1, "identity, trust, channels, replay logs, secagg contexts",
        [](SQLite::Database& db, const StoreSealer&) {
          db.exec(kSchemaV1);
+         return absl::OkStatus();
+       }},
+      {1, 2, "large inbox and sent messages in body files",
+       [](SQLite::Database& db, const StoreSealer&) {
+         db.exec(kSchemaV2);
          return absl::OkStatus();
        }},
   };
@@ -151,7 +166,9 @@ const std::vector<SealedColumn>& SealedColumns() {
       {"identity", "key_sealed", "'identity-key'"},
       {"channels", "secret", "'channel:' || peer || ':' || lower(hex(channel_id))"},
       {"inbox", "inner", "'inbox:' || sender || ':' || lower(hex(message_id))"},
+      {"inbox", "body_key", "'inbox:' || sender || ':' || lower(hex(message_id))"},
       {"sent", "inner", "'sent:' || recipient || ':' || lower(hex(message_id))"},
+      {"sent", "body_key", "'sent:' || recipient || ':' || lower(hex(message_id))"},
       {"answered", "reply", "'answered:' || peer || ':' || request_id"},
       {"contexts", "state_sealed", "'context:' || researcher || ':' || context_id"},
       {"pairwise_keys", "key_sealed",

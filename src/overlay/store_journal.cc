@@ -2,12 +2,17 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <string>
+#include <unordered_set>
 #include <utility>
 
+#include "core/encoding.h"
 #include "core/status.h"
 #include "keys/key_store.h"
 #include "keys/seal_contexts.h"
+#include "keys/store_bodies.h"
 #include "keys/store_sql.h"
+#include "spdlog/spdlog.h"
 
 namespace nodelink::overlay {
 
@@ -21,7 +26,57 @@ Bytes Unsealed(const core::SecretBytes& s) {
   return Bytes(s.ExposeSecret().begin(), s.ExposeSecret().end());
 }
 
+// Body file names (keys/store_bodies.h): inbox rows by id, sent rows by their (random, unique)
+// message id.
+std::string InboxFile(uint64_t id) { return "inbox-" + std::to_string(id); }
+std::string SentFile(ByteView message_id) { return "sent-" + core::ToHex(message_id); }
+
+bool FileLost(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kNotFound || s.code() == absl::StatusCode::kDataLoss;
+}
+
 }  // namespace
+
+absl::StatusOr<const keys::StoreBodies*> StoreJournal::Bodies() {
+  std::lock_guard lock(bodies_mu_);
+  if (!bodies_) {
+    NL_ASSIGN_OR_RETURN(bodies_, keys::StoreBodies::Open(store_));
+  }
+  return bodies_.get();
+}
+
+absl::StatusOr<Bytes> StoreJournal::InnerOf(const SQLite::Statement& row, int inner_col,
+                                            int key_col, int bytes_col, std::string_view file,
+                                            std::string_view context) {
+  if (row.getColumn(key_col).isNull()) {
+    NL_ASSIGN_OR_RETURN(core::SecretBytes inner,
+                        store_.Unseal(BlobOf(row.getColumn(inner_col)), context));
+    return Unsealed(inner);
+  }
+  NL_ASSIGN_OR_RETURN(const keys::StoreBodies* bodies, Bodies());
+  NL_ASSIGN_OR_RETURN(
+      core::SecretBytes inner,
+      bodies->Read(file, BlobOf(row.getColumn(key_col)),
+                   static_cast<uint64_t>(row.getColumn(bytes_col).getInt64()), context));
+  return Unsealed(inner);
+}
+
+void StoreJournal::RemoveUnnamedBodies(SQLite::Database& db) {
+  absl::StatusOr<const keys::StoreBodies*> bodies = Bodies();
+  if (!bodies.ok()) return;  // reported when a body is needed
+  absl::StatusOr<std::vector<std::string>> names = (*bodies)->List();
+  if (!names.ok()) return;
+  std::unordered_set<std::string> named;
+  SQLite::Statement inbox(db, "SELECT id FROM inbox WHERE body_key IS NOT NULL");
+  while (inbox.executeStep()) {
+    named.insert(InboxFile(static_cast<uint64_t>(inbox.getColumn(0).getInt64())));
+  }
+  SQLite::Statement sent(db, "SELECT message_id FROM sent WHERE body_key IS NOT NULL");
+  while (sent.executeStep()) named.insert(SentFile(BlobOf(sent.getColumn(0))));
+  for (const std::string& name : *names) {
+    if (!named.contains(name)) (*bodies)->Remove(name);
+  }
+}
 
 absl::StatusOr<JournalSnapshot> StoreJournal::Load() {
   JournalSnapshot snapshot;
@@ -63,20 +118,29 @@ absl::StatusOr<JournalSnapshot> StoreJournal::Load() {
       if (!log.getColumn(3).isNull()) row.reply = BlobOf(log.getColumn(3));
       snapshot.setup_log.push_back(std::move(row));
     }
-    SQLite::Statement inbox(
-        db, "SELECT id, sender, message_id, received_ms, inner FROM inbox ORDER BY id");
+    SQLite::Statement inbox(db,
+                            "SELECT id, sender, message_id, received_ms, inner, body_key, "
+                            "body_bytes FROM inbox ORDER BY id");
     while (inbox.executeStep()) {
       InboxRow row;
       row.id = static_cast<uint64_t>(inbox.getColumn(0).getInt64());
       row.sender = inbox.getColumn(1).getString();
       row.message_id = BlobOf(inbox.getColumn(2));
       row.received_ms = static_cast<uint64_t>(inbox.getColumn(3).getInt64());
-      NL_ASSIGN_OR_RETURN(core::SecretBytes inner,
-                          store_.Unseal(BlobOf(inbox.getColumn(4)),
-                                        keys::InboxContext(row.sender, row.message_id)));
-      row.inner = Unsealed(inner);
+      absl::StatusOr<Bytes> inner = InnerOf(inbox, 4, 5, 6, InboxFile(row.id),
+                                            keys::InboxContext(row.sender, row.message_id));
+      if (FileLost(inner.status())) {
+        // Only a machine crash or a hand can lose a body file (it is written before its row
+        // commits); the other messages are still handed out.
+        spdlog::error("key store: a message from {} waiting in the inbox is lost: {}",
+                      row.sender, std::string(inner.status().message()));
+        continue;
+      }
+      if (!inner.ok()) return inner.status();
+      row.inner = *std::move(inner);
       snapshot.inbox.push_back(std::move(row));
     }
+    RemoveUnnamedBodies(db);
     return absl::OkStatus();
   }));
   return snapshot;
@@ -97,7 +161,28 @@ SQLite::Statement& StoreJournal::Prepared(SQLite::Database& db, std::string_view
 }
 
 absl::Status StoreJournal::Commit(JournalBatch batch) {
-  NL_RETURN_IF_ERROR(store_.WithTransaction([&](SQLite::Database& db) -> absl::Status {
+  std::vector<std::string> written;       // body files of this transaction: removed if it fails
+  std::vector<std::string> unlink_after;  // body files of deleted rows: removed once it commits
+  // Seals a large row value into a body file (before the row commits, core/spool_dir.h) and
+  // binds the row's inner, body_key and body_bytes parameters.
+  auto bind_inner = [&](SQLite::Statement& st, int inner_index, const Bytes& inner,
+                        const std::string& file, const std::string& context) -> absl::Status {
+    if (inner.size() < keys::kBodyFileMinBytes) {
+      NL_ASSIGN_OR_RETURN(Bytes sealed, store_.Seal(inner, context));
+      BindBlob(st, inner_index, sealed);
+      st.bind(inner_index + 1);  // NULL body_key
+      st.bind(inner_index + 2, 0);
+      return absl::OkStatus();
+    }
+    NL_ASSIGN_OR_RETURN(const keys::StoreBodies* bodies, Bodies());
+    NL_ASSIGN_OR_RETURN(keys::StoreBodies::Stored stored, bodies->Write(file, inner, context));
+    written.push_back(file);
+    BindBlob(st, inner_index, {});
+    BindBlob(st, inner_index + 1, stored.key_sealed);
+    st.bind(inner_index + 2, static_cast<int64_t>(stored.file_bytes));
+    return absl::OkStatus();
+  };
+  absl::Status committed = store_.WithTransaction([&](SQLite::Database& db) -> absl::Status {
     if (!batch.put_channels.empty()) {
       SQLite::Statement& put =
           Prepared(db,
@@ -185,45 +270,48 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
       }
     }
     if (!batch.put_inbox.empty()) {
-      SQLite::Statement& put = Prepared(
-          db,
-          "INSERT INTO inbox(id, sender, message_id, received_ms, inner) VALUES(?, ?, ?, ?, ?)");
+      SQLite::Statement& put =
+          Prepared(db,
+                   "INSERT INTO inbox(id, sender, message_id, received_ms, inner, body_key, "
+                   "body_bytes) VALUES(?, ?, ?, ?, ?, ?, ?)");
       for (const InboxRow& row : batch.put_inbox) {
-        NL_ASSIGN_OR_RETURN(Bytes sealed,
-                            store_.Seal(row.inner, keys::InboxContext(row.sender, row.message_id)));
         put.reset();
         put.bind(1, static_cast<int64_t>(row.id));
         put.bind(2, row.sender);
         BindBlob(put, 3, row.message_id);
         put.bind(4, static_cast<int64_t>(row.received_ms));
-        BindBlob(put, 5, sealed);
+        NL_RETURN_IF_ERROR(bind_inner(put, 5, row.inner, InboxFile(row.id),
+                                      keys::InboxContext(row.sender, row.message_id)));
         put.exec();
       }
     }
     if (!batch.delete_inbox.empty()) {
-      SQLite::Statement& del = Prepared(db, "DELETE FROM inbox WHERE id = ?");
+      SQLite::Statement& del =
+          Prepared(db, "DELETE FROM inbox WHERE id = ? RETURNING body_key IS NOT NULL");
       for (uint64_t id : batch.delete_inbox) {
         del.reset();
         del.bind(1, static_cast<int64_t>(id));
-        del.exec();
+        while (del.executeStep()) {
+          if (del.getColumn(0).getInt() != 0) unlink_after.push_back(InboxFile(id));
+        }
       }
     }
     if (!batch.put_sent.empty()) {
       SQLite::Statement& put =
           Prepared(db,
                    "INSERT OR REPLACE INTO sent(recipient, message_id, channel_id, seq, "
-                   "sent_at_ms, inner, resent) VALUES(?, ?, ?, ?, ?, ?, ?)");
+                   "sent_at_ms, resent, inner, body_key, body_bytes) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
       for (const SentRow& row : batch.put_sent) {
-        NL_ASSIGN_OR_RETURN(
-            Bytes sealed, store_.Seal(row.inner, keys::SentContext(row.recipient, row.message_id)));
         put.reset();
         put.bind(1, row.recipient);
         BindBlob(put, 2, row.message_id);
         BindBlob(put, 3, row.channel_id);
         put.bind(4, static_cast<int64_t>(row.seq));
         put.bind(5, static_cast<int64_t>(row.sent_at_ms));
-        BindBlob(put, 6, sealed);
-        put.bind(7, row.resent ? 1 : 0);
+        put.bind(6, row.resent ? 1 : 0);
+        NL_RETURN_IF_ERROR(bind_inner(put, 7, row.inner, SentFile(row.message_id),
+                                      keys::SentContext(row.recipient, row.message_id)));
         put.exec();
       }
     }
@@ -260,10 +348,30 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
       del.exec();
     };
     prune("DELETE FROM setup_log WHERE seen_ms < ?", batch.prune_setup_log_before_ms);
-    prune("DELETE FROM sent WHERE sent_at_ms < ?", batch.prune_sent_before_ms);
     prune("DELETE FROM answered WHERE expires_ms < ?", batch.prune_answered_before_ms);
+    if (batch.prune_sent_before_ms != 0) {
+      SQLite::Statement& del = Prepared(
+          db,
+          "DELETE FROM sent WHERE sent_at_ms < ? RETURNING message_id, body_key IS NOT NULL");
+      del.bind(1, static_cast<int64_t>(batch.prune_sent_before_ms));
+      while (del.executeStep()) {
+        if (del.getColumn(1).getInt() != 0) {
+          unlink_after.push_back(SentFile(BlobOf(del.getColumn(0))));
+        }
+      }
+    }
     return absl::OkStatus();
-  }));
+  });
+  if (!committed.ok()) {
+    if (absl::StatusOr<const keys::StoreBodies*> bodies = Bodies(); bodies.ok()) {
+      for (const std::string& file : written) (*bodies)->Remove(file);
+    }
+    return committed;
+  }
+  if (!unlink_after.empty()) {
+    NL_ASSIGN_OR_RETURN(const keys::StoreBodies* bodies, Bodies());
+    for (const std::string& file : unlink_after) bodies->Remove(file);
+  }
   if (batch.erased_secrets) {
     // PROTOCOL 5: erased secrets leave the WAL too. If another process holds a reader open the
     // checkpoint cannot finish now; the next erasure's checkpoint (or the next open) completes it.
@@ -277,8 +385,8 @@ absl::StatusOr<std::optional<SentRow>> StoreJournal::FindSent(std::string_view r
   std::optional<SentRow> found;
   NL_RETURN_IF_ERROR(store_.WithDatabase([&](SQLite::Database& db) -> absl::Status {
     SQLite::Statement q(db,
-                        "SELECT channel_id, seq, sent_at_ms, inner, resent FROM sent "
-                        "WHERE recipient = ? AND message_id = ?");
+                        "SELECT channel_id, seq, sent_at_ms, inner, resent, body_key, body_bytes "
+                        "FROM sent WHERE recipient = ? AND message_id = ?");
     q.bind(1, std::string(recipient));
     BindBlob(q, 2, message_id);
     if (!q.executeStep()) return absl::OkStatus();
@@ -288,10 +396,8 @@ absl::StatusOr<std::optional<SentRow>> StoreJournal::FindSent(std::string_view r
     row.channel_id = BlobOf(q.getColumn(0));
     row.seq = static_cast<uint64_t>(q.getColumn(1).getInt64());
     row.sent_at_ms = static_cast<uint64_t>(q.getColumn(2).getInt64());
-    NL_ASSIGN_OR_RETURN(
-        core::SecretBytes inner,
-        store_.Unseal(BlobOf(q.getColumn(3)), keys::SentContext(recipient, message_id)));
-    row.inner = Unsealed(inner);
+    NL_ASSIGN_OR_RETURN(row.inner, InnerOf(q, 3, 5, 6, SentFile(message_id),
+                                           keys::SentContext(recipient, message_id)));
     row.resent = q.getColumn(4).getInt() != 0;
     found = std::move(row);
     return absl::OkStatus();
@@ -305,8 +411,9 @@ absl::StatusOr<std::vector<SentRow>> StoreJournal::SentOnChannel(std::string_vie
   std::vector<SentRow> rows;
   NL_RETURN_IF_ERROR(store_.WithDatabase([&](SQLite::Database& db) -> absl::Status {
     SQLite::Statement q(db,
-                        "SELECT message_id, seq, sent_at_ms, inner FROM sent WHERE recipient = ? "
-                        "AND channel_id = ? AND seq >= ? AND resent = 0 ORDER BY seq");
+                        "SELECT message_id, seq, sent_at_ms, inner, body_key, body_bytes FROM "
+                        "sent WHERE recipient = ? AND channel_id = ? AND seq >= ? AND resent = 0 "
+                        "ORDER BY seq");
     q.bind(1, std::string(recipient));
     BindBlob(q, 2, channel_id);
     q.bind(3, static_cast<int64_t>(min_seq));
@@ -317,10 +424,15 @@ absl::StatusOr<std::vector<SentRow>> StoreJournal::SentOnChannel(std::string_vie
       row.channel_id = Bytes(channel_id.begin(), channel_id.end());
       row.seq = static_cast<uint64_t>(q.getColumn(1).getInt64());
       row.sent_at_ms = static_cast<uint64_t>(q.getColumn(2).getInt64());
-      NL_ASSIGN_OR_RETURN(
-          core::SecretBytes inner,
-          store_.Unseal(BlobOf(q.getColumn(3)), keys::SentContext(recipient, row.message_id)));
-      row.inner = Unsealed(inner);
+      absl::StatusOr<Bytes> inner = InnerOf(q, 3, 4, 5, SentFile(row.message_id),
+                                            keys::SentContext(recipient, row.message_id));
+      if (FileLost(inner.status())) {  // not resendable; the others still are
+        spdlog::error("key store: a message sent to {} cannot be resent: {}", recipient,
+                      std::string(inner.status().message()));
+        continue;
+      }
+      if (!inner.ok()) return inner.status();
+      row.inner = *std::move(inner);
       rows.push_back(std::move(row));
     }
     return absl::OkStatus();

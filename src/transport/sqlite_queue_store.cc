@@ -6,9 +6,11 @@
 #include <sys/statvfs.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <limits>
 #include <utility>
 
+#include "core/spool_dir.h"
 #include "core/status.h"
 #include "spdlog/spdlog.h"
 
@@ -16,7 +18,10 @@ namespace nodelink::transport {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// Version 2 added spooled_bytes: bodies of at least SqliteQueueOptions::spool_min_bytes live in
+// files named by the row id (core/spool_dir.h), the row's body is empty and spooled_bytes holds
+// the file's size.
+constexpr int kSchemaVersion = 2;
 
 // AUTOINCREMENT: ids are never reused after a delete. The relay's per-session cursor ("pushed up
 // to id N") relies on new rows always getting larger ids; plain rowids may reuse the largest one.
@@ -29,7 +34,8 @@ CREATE TABLE IF NOT EXISTS queue(
   kind INTEGER NOT NULL,
   enqueued_at_ms INTEGER NOT NULL,
   expires_at_ms INTEGER NOT NULL,
-  body BLOB NOT NULL);
+  body BLOB NOT NULL,
+  spooled_bytes INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue(recipient, id);
 CREATE INDEX IF NOT EXISTS queue_by_expiry ON queue(expires_at_ms);
 CREATE TABLE IF NOT EXISTS dedup(
@@ -66,7 +72,9 @@ absl::Status StorageError(std::string_view what, const std::exception& e) {
                                 e.what() + "; check the data directory (disk space, permissions)");
 }
 
-QueuedItem ReadItem(SQLite::Statement& q) {
+// Columns: id, recipient, sender, message_id, kind, enqueued_at_ms, expires_at_ms, body,
+// spooled_bytes. A spooled body is left empty here (the caller reads its file if it needs it).
+QueuedItem ReadRow(SQLite::Statement& q) {
   QueuedItem item;
   item.id = static_cast<uint64_t>(q.getColumn(0).getInt64());
   item.recipient = q.getColumn(1).getString();
@@ -79,22 +87,28 @@ QueuedItem ReadItem(SQLite::Statement& q) {
   return item;
 }
 
+uint64_t SpooledBytes(SQLite::Statement& q) { return static_cast<uint64_t>(q.getColumn(8).getInt64()); }
+
+std::string SpoolName(uint64_t id) { return std::to_string(id); }
+
 }  // namespace
 
 struct SqliteQueueStore::Statements {
   explicit Statements(SQLite::Database& db)
       : insert(db,
                "INSERT INTO queue(recipient, sender, message_id, kind, enqueued_at_ms, "
-               "expires_at_ms, body) VALUES(?,?,?,?,?,?,?)"),
-        erase(db, "DELETE FROM queue WHERE id = ? RETURNING recipient, kind, length(body)"),
+               "expires_at_ms, body, spooled_bytes) VALUES(?,?,?,?,?,?,?,?)"),
+        erase(db,
+              "DELETE FROM queue WHERE id = ? RETURNING recipient, kind, "
+              "length(body) + spooled_bytes, spooled_bytes"),
         fetch(db,
-              "SELECT id, recipient, sender, message_id, kind, enqueued_at_ms, expires_at_ms, body "
-              "FROM queue WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?"),
+              "SELECT id, recipient, sender, message_id, kind, enqueued_at_ms, expires_at_ms, body, "
+              "spooled_bytes FROM queue WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?"),
         dedup_find(db, "SELECT 1 FROM dedup WHERE sender = ? AND message_id = ?"),
         dedup_insert(db, "INSERT INTO dedup(sender, message_id, seen_at_ms) VALUES(?,?,?)"),
         expired(db,
                 "SELECT id, recipient, sender, message_id, kind, enqueued_at_ms, expires_at_ms, "
-                "body FROM queue WHERE expires_at_ms <= ? ORDER BY id"),
+                "body, spooled_bytes FROM queue WHERE expires_at_ms <= ? ORDER BY id"),
         dedup_forget(db, "DELETE FROM dedup WHERE seen_at_ms < ?") {}
   SQLite::Statement insert;
   SQLite::Statement erase;
@@ -143,10 +157,17 @@ absl::Status SqliteQueueStore::Init() {
     {
       SQLite::Statement v(*db_, "SELECT value FROM meta WHERE key = 'schema_version'");
       if (v.executeStep()) {
-        if (v.getColumn(0).getInt() != kSchemaVersion) {
+        const int version = v.getColumn(0).getInt();
+        v.reset();
+        if (version == 1) {  // a hub before spooled bodies: every body is in its row
+          SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+          db_->exec("ALTER TABLE queue ADD COLUMN spooled_bytes INTEGER NOT NULL DEFAULT 0");
+          db_->exec("UPDATE meta SET value = 2 WHERE key = 'schema_version'");
+          tx.commit();
+        } else if (version != kSchemaVersion) {
           return absl::FailedPreconditionError(
               "hub queue database " + options_.path + " has schema version " +
-              std::to_string(v.getColumn(0).getInt()) + ", this hub reads version " +
+              std::to_string(version) + ", this hub reads versions 1 and " +
               std::to_string(kSchemaVersion));
         }
       } else {
@@ -154,9 +175,10 @@ absl::Status SqliteQueueStore::Init() {
                   std::to_string(kSchemaVersion) + ")");
       }
     }
+    NL_RETURN_IF_ERROR(OpenSpool());
     SQLite::Statement usage(*db_,
-                            "SELECT recipient, kind, COUNT(*), SUM(length(body)) FROM queue "
-                            "GROUP BY recipient, kind");
+                            "SELECT recipient, kind, COUNT(*), SUM(length(body) + spooled_bytes) "
+                            "FROM queue GROUP BY recipient, kind");
     while (usage.executeStep()) {
       const uint64_t count = static_cast<uint64_t>(usage.getColumn(2).getInt64());
       const uint64_t bytes = static_cast<uint64_t>(usage.getColumn(3).getInt64());
@@ -176,6 +198,37 @@ absl::Status SqliteQueueStore::Init() {
   return absl::OkStatus();
 }
 
+// The body directory, and removal of the files no row names: written by a commit that did not
+// happen, or left by a crash between a committed delete and its unlink.
+absl::Status SqliteQueueStore::OpenSpool() {
+  absl::StatusOr<core::SpoolDir> spool = core::SpoolDir::Open(options_.path + "-bodies");
+  if (!spool.ok()) return spool.status();
+  spool_ = std::make_unique<core::SpoolDir>(*std::move(spool));
+  NL_ASSIGN_OR_RETURN(std::vector<std::string> names, spool_->List());
+  SQLite::Statement named(*db_, "SELECT 1 FROM queue WHERE id = ? AND spooled_bytes > 0");
+  uint64_t removed = 0;
+  for (const std::string& name : names) {
+    char* end = nullptr;
+    const uint64_t id = std::strtoull(name.c_str(), &end, 10);
+    named.reset();
+    named.bind(1, I64(id));
+    if (*end != '\0' || SpoolName(id) != name || !named.executeStep()) {
+      spool_->Remove(name);
+      ++removed;
+    }
+  }
+  if (removed > 0) {
+    spdlog::info("hub queue: removed {} body files no queued envelope names (an interrupted "
+                 "commit or delete)",
+                 removed);
+  }
+  return absl::OkStatus();
+}
+
+bool SqliteQueueStore::Spools(size_t body_bytes) const {
+  return options_.spool_min_bytes != 0 && body_bytes >= options_.spool_min_bytes;
+}
+
 absl::StatusOr<uint64_t> SqliteQueueStore::InsertRow(const QueuedItem& item) {
   SQLite::Statement& q = st_->insert;
   q.reset();
@@ -186,6 +239,7 @@ absl::StatusOr<uint64_t> SqliteQueueStore::InsertRow(const QueuedItem& item) {
   q.bind(5, I64(item.enqueued_at_ms));
   q.bind(6, I64(item.expires_at_ms));
   q.bindNoCopy(7, item.body.data(), static_cast<int>(item.body.size()));
+  q.bind(8, 0);  // notices are small: in the row
   q.exec();
   return static_cast<uint64_t>(db_->getLastInsertRowid());
 }
@@ -215,6 +269,9 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
     return touched.emplace(r, base == usage_.end() ? Usage{} : base->second).first->second;
   };
   uint64_t room = appends.empty() ? 0 : AppendRoom();
+  std::vector<uint64_t> written;  // body files of this transaction: removed if it fails
+  std::vector<uint64_t> unlink_after;  // body files of deleted rows: removed once it committed
+  const bool sync = options_.synchronous == SqliteSynchronous::kFull;
   try {
     SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
     for (const AppendRequest& a : appends) {
@@ -234,7 +291,9 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
         results.push_back({AppendOutcome::kQueueFull, 0});
         continue;
       }
-      const uint64_t needs = 2 * a.body.size();  // in the -wal file, then in the database
+      const bool spooled = Spools(a.body.size());
+      // A body in the database is in the -wal file, then in the main file; a spooled one once.
+      const uint64_t needs = spooled ? a.body.size() : 2 * a.body.size();
       if (needs > room) {
         results.push_back({AppendOutcome::kDiskFull, 0});
         continue;
@@ -255,9 +314,30 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
       q.bind(4, static_cast<int>(QueuedKind::kEnvelope));
       q.bind(5, I64(a.now_ms));
       q.bind(6, I64(a.expires_at_ms));
-      q.bindNoCopy(7, a.body.data(), static_cast<int>(a.body.size()));
+      static constexpr char kEmpty[1] = {0};
+      if (spooled) {
+        q.bindNoCopy(7, kEmpty, 0);  // an empty blob, not NULL
+      } else {
+        q.bindNoCopy(7, a.body.data(), static_cast<int>(a.body.size()));
+      }
+      q.bind(8, I64(spooled ? a.body.size() : 0));
       q.exec();
-      results.push_back({AppendOutcome::kQueued, static_cast<uint64_t>(db_->getLastInsertRowid())});
+      const uint64_t id = static_cast<uint64_t>(db_->getLastInsertRowid());
+      if (spooled) {
+        // Before the row commits (core/spool_dir.h: never a row without its file).
+        absl::Status w = spool_->Write(SpoolName(id), AsBytes(a.body), sync);
+        if (!w.ok()) {
+          // The transaction rolls back. A full disk fails the batch ResourceExhausted, which the
+          // committer answers kDiskFull and retries its deletes alone, as for SQLITE_FULL.
+          for (uint64_t done : written) spool_->Remove(SpoolName(done));
+          return absl::Status(w.code() == absl::StatusCode::kResourceExhausted
+                                  ? w.code()
+                                  : absl::StatusCode::kUnavailable,
+                              "hub queue: " + std::string(w.message()));
+        }
+        written.push_back(id);
+      }
+      results.push_back({AppendOutcome::kQueued, id});
       ++u.count;
       u.bytes += a.body.size();
       ++totals.items;
@@ -271,6 +351,7 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
         const std::string recipient = del.getColumn(0).getString();
         const bool envelope = del.getColumn(1).getInt() == static_cast<int>(QueuedKind::kEnvelope);
         const uint64_t size = static_cast<uint64_t>(del.getColumn(2).getInt64());
+        if (del.getColumn(3).getInt64() > 0) unlink_after.push_back(id);
         --totals.items;
         totals.bytes -= size;
         if (envelope) {
@@ -283,10 +364,18 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
       }
       del.reset();
     }
+    if (sync && !written.empty()) {
+      if (absl::Status d = spool_->SyncDirectory(); !d.ok()) {
+        for (uint64_t id : written) spool_->Remove(SpoolName(id));
+        return absl::UnavailableError("hub queue: " + std::string(d.message()));
+      }
+    }
     tx.commit();
   } catch (const std::exception& e) {
+    for (uint64_t id : written) spool_->Remove(SpoolName(id));
     return StorageError("commit", e);
   }
+  for (uint64_t id : unlink_after) spool_->Remove(SpoolName(id));
   for (auto& [recipient, u] : touched) {
     if (u.count == 0) {
       usage_.erase(recipient);
@@ -310,10 +399,31 @@ absl::StatusOr<std::vector<QueuedItem>> SqliteQueueStore::Fetch(std::string_view
     q.bind(3, static_cast<int64_t>(max_items));
     uint64_t bytes = 0;
     while (q.executeStep()) {
-      const uint64_t size = static_cast<uint64_t>(q.getColumn(7).getBytes());
+      const uint64_t spooled = SpooledBytes(q);
+      const uint64_t size = static_cast<uint64_t>(q.getColumn(7).getBytes()) + spooled;
       if (!out.empty() && bytes + size > max_bytes) break;
+      QueuedItem item = ReadRow(q);
+      if (spooled > 0) {
+        absl::StatusOr<std::string> body = spool_->Read(SpoolName(item.id), spooled);
+        if (body.status().code() == absl::StatusCode::kNotFound ||
+            body.status().code() == absl::StatusCode::kDataLoss) {
+          // Lost with the machine (a power loss under synchronous=NORMAL) or removed by hand:
+          // not pushable. Its row stays until it expires, and its sender then gets EXPIRED.
+          if (lost_ids_.insert(item.id).second) {
+            ++lost_bodies_;
+            spdlog::error("hub queue: envelope {} for {} cannot be delivered: {}", item.id,
+                          item.recipient, std::string(body.status().message()));
+          }
+          continue;
+        }
+        if (!body.ok()) {
+          q.reset();
+          return absl::UnavailableError("hub queue: " + std::string(body.status().message()));
+        }
+        item.body = *std::move(body);
+      }
       bytes += size;
-      out.push_back(ReadItem(q));
+      out.push_back(std::move(item));
     }
     q.reset();
   } catch (const std::exception& e) {
@@ -328,25 +438,37 @@ absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t 
   ExpireResult result;
   std::unordered_map<std::string, Usage> touched;
   QueueTotals totals = totals_;
+  std::vector<uint64_t> unlink_after;
   try {
     SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    std::vector<QueuedItem> expired;
+    struct Expired {
+      QueuedItem item;  // a spooled body is not read: the notice needs only the header
+      uint64_t bytes;
+      bool spooled;
+    };
+    std::vector<Expired> expired;
     {
       SQLite::Statement& q = st_->expired;
       q.reset();
       q.bind(1, I64(now_ms));
-      while (q.executeStep()) expired.push_back(ReadItem(q));
+      while (q.executeStep()) {
+        const uint64_t spooled = SpooledBytes(q);
+        QueuedItem item = ReadRow(q);
+        const uint64_t bytes = item.body.size() + spooled;
+        expired.push_back({std::move(item), bytes, spooled > 0});
+      }
       q.reset();
     }
-    for (const QueuedItem& item : expired) {
+    for (const auto& [item, bytes, spooled] : expired) {
       SQLite::Statement& del = st_->erase;
       del.reset();
       del.bind(1, I64(item.id));
       while (del.executeStep()) {
       }
       del.reset();
+      if (spooled) unlink_after.push_back(item.id);
       --totals.items;
-      totals.bytes -= item.body.size();
+      totals.bytes -= bytes;
       if (item.kind == QueuedKind::kExpiredNotice) {
         ++result.dropped_notices;
         continue;
@@ -357,7 +479,7 @@ absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t 
                      ? touched[item.recipient]
                      : (touched[item.recipient] = base == usage_.end() ? Usage{} : base->second);
       --u.count;
-      u.bytes -= item.body.size();
+      u.bytes -= bytes;
       QueuedItem notice{
           0,      QueuedKind::kExpiredNotice, item.sender,      item.recipient, item.message_id,
           now_ms, now_ms + notice_ttl_ms,     notice_body(item)};
@@ -376,6 +498,7 @@ absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t 
   } catch (const std::exception& e) {
     return StorageError("expire", e);
   }
+  for (uint64_t id : unlink_after) spool_->Remove(SpoolName(id));
   for (auto& [recipient, u] : touched) {
     if (u.count == 0) {
       usage_.erase(recipient);

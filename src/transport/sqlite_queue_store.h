@@ -11,11 +11,16 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "transport/queue_store.h"
 
 namespace SQLite {
 class Database;
+}
+
+namespace nodelink::core {
+class SpoolDir;
 }
 
 namespace nodelink::transport {
@@ -34,6 +39,10 @@ struct SqliteQueueOptions {
   // top of the -wal file's size: a full disk would otherwise stop the checkpoints and deletes
   // that free space, and the queue could never drain. 0 = no check.
   uint64_t min_free_bytes = 64 << 20;
+  // Bodies of at least this many bytes are kept in files of the directory `path` + "-bodies"
+  // (core/spool_dir.h), written once instead of through the -wal file and the checkpoint.
+  // 0 = every body in the database.
+  uint64_t spool_min_bytes = 64 << 10;
 };
 
 class SqliteQueueStore final : public QueueStore {
@@ -54,6 +63,8 @@ class SqliteQueueStore final : public QueueStore {
                                       const NoticeBodyBuilder& notice_body) override;
   absl::StatusOr<bool> IsDuplicate(std::string_view sender, std::string_view message_id) override;
   QueueTotals Totals() const override { return totals_; }
+  // Envelopes whose body file was missing or cut short when fetched (see Fetch).
+  uint64_t lost_bodies() const { return lost_bodies_; }
   void Maintain() override;
 
  private:
@@ -64,8 +75,9 @@ class SqliteQueueStore final : public QueueStore {
   struct Statements;
   explicit SqliteQueueStore(SqliteQueueOptions options);
   absl::Status Init();
+  absl::Status OpenSpool();
+  bool Spools(size_t body_bytes) const;
   absl::StatusOr<uint64_t> InsertRow(const QueuedItem& item);
-  absl::Status DeleteRow(uint64_t id, bool* was_envelope);
   // Bytes that appends may still use before the disk headroom (min_free_bytes); unbounded when
   // the check is off or the filesystem cannot be asked.
   uint64_t AppendRoom() const;
@@ -73,6 +85,9 @@ class SqliteQueueStore final : public QueueStore {
   SqliteQueueOptions options_;
   std::unique_ptr<SQLite::Database> db_;  // declared before the statements that use it
   std::unique_ptr<Statements> st_;
+  std::unique_ptr<core::SpoolDir> spool_;
+  uint64_t lost_bodies_ = 0;
+  std::unordered_set<uint64_t> lost_ids_;  // logged once each
   std::unordered_map<std::string, Usage> usage_;  // envelopes only, per recipient
   QueueTotals totals_;
   uint64_t last_checkpoint_ms_ = 0;

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "core/random.h"
@@ -457,14 +458,15 @@ TEST_CASE("CRLs: only from an anchor, never rolled back, and used by the store's
         CertError::kRevoked);
 }
 
-TEST_CASE("migrations: a v1 store is migrated to v2 after the key check, atomically") {
+TEST_CASE("migrations: a store is migrated to the next version after the key check, atomically") {
   TempDir dir;
   core::ManualClock clock;
   std::string path = dir.File("store.db");
   CreateStore(path, clock).reset();
 
+  constexpr int kNow = kStoreSchemaVersion;
   std::vector<Migration> v2 = DefaultMigrations();
-  v2.push_back({1, 2, "test table", [](SQLite::Database& db, const StoreSealer& sealer) {
+  v2.push_back({kNow, kNow + 1, "test table", [](SQLite::Database& db, const StoreSealer& sealer) {
                   db.exec("CREATE TABLE migrated(x BLOB)");
                   auto sealed = sealer.Seal(AsBytes("moved"), "migrated");
                   if (!sealed.ok()) return sealed.status();
@@ -474,7 +476,7 @@ TEST_CASE("migrations: a v1 store is migrated to v2 after the key check, atomica
                   return absl::OkStatus();
                 }});
   std::vector<Migration> failing = DefaultMigrations();
-  failing.push_back({1, 2, "fails halfway", [](SQLite::Database& db, const StoreSealer&) {
+  failing.push_back({kNow, kNow + 1, "fails halfway", [](SQLite::Database& db, const StoreSealer&) {
                        db.exec("CREATE TABLE half(x)");
                        return absl::InternalError("disk on fire");
                      }});
@@ -487,14 +489,14 @@ TEST_CASE("migrations: a v1 store is migrated to v2 after the key check, atomica
         absl::StatusCode::kPermissionDenied);
   CHECK(Snapshot(path) == before);
 
-  // A failing migration leaves version 1 and no trace.
+  // A failing migration leaves the version as it was and no trace.
   options.migrations = &failing;
   auto failed = KeyStore::Open(path, Pass("correct horse"), options);
   REQUIRE_FALSE(failed.ok());
   CHECK(std::string(failed.status().message()).find("disk on fire") != std::string::npos);
   {
     auto store = OpenStore(path, clock);
-    CHECK(store->schema_version() == 1);
+    CHECK(store->schema_version() == kNow);
     CHECK(store
               ->WithDatabase([](SQLite::Database& db) {
                 return db.tableExists("half") ? absl::InternalError("half-applied")
@@ -507,7 +509,7 @@ TEST_CASE("migrations: a v1 store is migrated to v2 after the key check, atomica
   {
     auto store = KeyStore::Open(path, Pass("correct horse"), options);
     REQUIRE(store.ok());
-    CHECK((*store)->schema_version() == 2);
+    CHECK((*store)->schema_version() == kNow + 1);
     Bytes sealed;
     REQUIRE((*store)
                 ->WithDatabase([&](SQLite::Database& db) {
@@ -517,13 +519,33 @@ TEST_CASE("migrations: a v1 store is migrated to v2 after the key check, atomica
                 .ok());
     CHECK(ToString((*store)->Unseal(sealed, "migrated")->ExposeSecret()) == "moved");
   }
-  // This build (v1) now refuses the v2 store.
+  // This build now refuses the newer store.
   CHECK(KeyStore::Open(path, Pass("correct horse"), FastOptions(clock)).status().code() ==
         absl::StatusCode::kFailedPrecondition);
-  // A new store created with the v2 registry goes 0 -> 1 -> 2.
+  // A new store created with the longer registry goes through every step.
   auto fresh = KeyStore::Create(dir.File("fresh.db"), Pass("pw"), KdfProfile::kMinimal, options);
   REQUIRE(fresh.ok());
-  CHECK((*fresh)->schema_version() == 2);
+  CHECK((*fresh)->schema_version() == kNow + 1);
+}
+
+TEST_CASE("migrations: a version 1 store gains the body-file columns (version 2)") {
+  TempDir dir;
+  core::ManualClock clock;
+  const std::string path = dir.File("store.db");
+  std::vector<Migration> v1 = {DefaultMigrations().front()};
+  StoreOptions options = FastOptions(clock);
+  options.migrations = &v1;
+  REQUIRE(KeyStore::Create(path, Pass("pw"), KdfProfile::kMinimal, options).ok());
+  auto store = KeyStore::Open(path, Pass("pw"), FastOptions(clock));
+  REQUIRE(store.ok());
+  CHECK((*store)->schema_version() == 2);
+  CHECK((*store)
+            ->WithDatabase([](SQLite::Database& db) {
+              db.exec("SELECT body_key, body_bytes FROM inbox");
+              db.exec("SELECT body_key, body_bytes FROM sent");
+              return absl::OkStatus();
+            })
+            .ok());
 }
 
 TEST_CASE("every sealed column's SQL context matches the C++ context builders") {
@@ -569,9 +591,11 @@ TEST_CASE("every sealed column's SQL context matches the C++ context builders") 
       {"contexts", SecaggStateContext("res", "ctx-1")},
       {"pairwise_keys", PairwiseKeyContext("res", "ctx-1", "peer-1")},
   };
-  CHECK(SealedColumns().size() == expected.size());
+  std::set<std::string> tables;
   for (const SealedColumn& col : SealedColumns()) {
+    tables.insert(col.table);
     CAPTURE(col.table);
+    CAPTURE(col.column);
     std::string got;
     REQUIRE(store
                 ->WithDatabase([&](SQLite::Database& db) {
@@ -583,6 +607,7 @@ TEST_CASE("every sealed column's SQL context matches the C++ context builders") 
                 .ok());
     CHECK(got == expected[col.table]);
   }
+  CHECK(tables.size() == expected.size());
 }
 
 }  // namespace

@@ -1,6 +1,10 @@
 // The QueueStore contract, run on both implementations: FIFO per recipient, dedup (outliving
 // deletion), bounds, expiry with notices, and (SQLite) recovery after reopening.
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <functional>
 #include <future>
@@ -214,6 +218,95 @@ TEST_CASE("sqlite queue store: appends stop at the disk headroom; deletes still 
   CHECK(refused.at(1).outcome == AppendOutcome::kDiskFull);
   CommitOk(**full, {}, {first[0].id});
   CHECK((*full)->Totals().items == 0);
+}
+
+bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+TEST_CASE("sqlite queue store: large bodies live in files, written before and removed after") {
+  process::TempDir dir;
+  SqliteQueueOptions o{dir.File("queue.db")};
+  o.spool_min_bytes = 100;
+  const std::string bodies = o.path + "-bodies";
+  const std::string big(5000, 'B');
+  uint64_t big_id = 0, expiring_id = 0;
+  {
+    auto s = SqliteQueueStore::Open(o);
+    REQUIRE(s.ok());
+    auto r = CommitOk(**s, {Req("a", "r", "small"), Req("a", "r", "big", 1000, big),
+                            Req("a", "r", "expiring", 1000, big)});
+    big_id = r[1].id;
+    expiring_id = r[2].id;
+    CHECK_FALSE(Exists(bodies + "/" + std::to_string(r[0].id)));  // small: in the row
+    CHECK(Exists(bodies + "/" + std::to_string(big_id)));
+    CHECK((*s)->Totals().bytes == 4 + 2 * big.size());
+    auto items = FetchAll(**s, "r");
+    REQUIRE(items.size() == 3);
+    CHECK(items[1].body == big);
+    // A byte cap counts the spooled body.
+    auto capped = (*s)->Fetch("r", 0, 10, 4 + 10);
+    REQUIRE(capped.ok());
+    CHECK(capped->size() == 1);
+  }
+  // A file no row names (a commit that never happened, or a delete before its unlink).
+  std::FILE* orphan = std::fopen((bodies + "/999999").c_str(), "w");
+  REQUIRE(orphan != nullptr);
+  std::fclose(orphan);
+  {
+    auto s = SqliteQueueStore::Open(o);
+    REQUIRE(s.ok());
+    CHECK_FALSE(Exists(bodies + "/999999"));
+    CHECK((*s)->Totals().bytes == 4 + 2 * big.size());  // usage reloaded with file sizes
+    CommitOk(**s, {}, {big_id});
+    CHECK_FALSE(Exists(bodies + "/" + std::to_string(big_id)));
+    // Expiry removes the file too, and the notice needs no body.
+    auto expired = (*s)->Expire(2000, 10, 500, NoticeBody);
+    REQUIRE(expired.ok());
+    CHECK(expired->expired_envelopes == 2);
+    CHECK_FALSE(Exists(bodies + "/" + std::to_string(expiring_id)));
+    CHECK((*s)->Totals().items == 2);  // the two notices
+  }
+}
+
+TEST_CASE("sqlite queue store: a lost body file is skipped, counted, and the rest delivered") {
+  process::TempDir dir;
+  SqliteQueueOptions o{dir.File("queue.db")};
+  o.spool_min_bytes = 100;
+  auto s = SqliteQueueStore::Open(o);
+  REQUIRE(s.ok());
+  auto r = CommitOk(**s, {Req("a", "r", "1", 1000, std::string(500, 'x')),
+                          Req("a", "r", "2", 1000, std::string(500, 'y')),
+                          Req("a", "r", "3", 1000, std::string(500, 'z'))});
+  const std::string bodies = o.path + "-bodies/";
+  REQUIRE(::unlink((bodies + std::to_string(r[0].id)).c_str()) == 0);
+  REQUIRE(::truncate((bodies + std::to_string(r[1].id)).c_str(), 10) == 0);  // cut short
+  auto items = FetchAll(**s, "r");
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].message_id == "3");
+  CHECK((*s)->lost_bodies() == 2);
+  FetchAll(**s, "r");
+  CHECK((*s)->lost_bodies() == 2);  // counted once each
+}
+
+TEST_CASE("sqlite queue store: a version 1 database is migrated and its rows kept") {
+  process::TempDir dir;
+  const std::string path = dir.File("queue.db");
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec(
+        "CREATE TABLE queue(id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, "
+        "sender TEXT NOT NULL, message_id BLOB NOT NULL, kind INTEGER NOT NULL, "
+        "enqueued_at_ms INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL, body BLOB NOT NULL);"
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO meta VALUES('schema_version', 1);"
+        "INSERT INTO queue(recipient, sender, message_id, kind, enqueued_at_ms, expires_at_ms, "
+        "body) VALUES('r', 'a', 'old', 0, 1000, 999999, x'0102')");
+  }
+  auto s = SqliteQueueStore::Open({path});
+  REQUIRE(s.ok());
+  auto items = FetchAll(**s, "r");
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].body == std::string("\x01\x02", 2));
+  CHECK((*s)->Totals().bytes == 2);
 }
 
 // A store on a disk that is full: every transaction with an append fails as SQLite's does

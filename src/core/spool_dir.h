@@ -1,0 +1,58 @@
+// A directory of body files beside an SQLite database, for values too large to be worth a trip
+// through SQLite's write-ahead log. A body in the database is written twice (the -wal file, then
+// the checkpoint into the main file) and read again to be deleted (its overflow-page chain);
+// a body in its own file is written once and deleted by unlink(2). The hub queue and the key
+// store keep large bodies here and only a row in the transaction (bench/RESULTS.md, 1 MiB).
+//
+// Crash order, which callers follow: write the file, then commit the row that names it; commit
+// the row's deletion, then unlink. A crash between leaves an unreferenced file, never a row
+// without its file; callers remove unreferenced files when they open (List).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/bytes.h"
+
+namespace nodelink::core {
+
+class SpoolDir {
+ public:
+  // Opens `path`, creating it (mode 0700) if absent. FailedPrecondition if it is not a
+  // directory or cannot be written.
+  [[nodiscard]] static absl::StatusOr<SpoolDir> Open(std::string path);
+
+  // Writes `data` as file `name` (mode 0600), replacing one of that name. With `sync`, the file
+  // is on disk (fdatasync) when this returns; the directory entry needs SyncDirectory() too.
+  // ResourceExhausted when the disk is full; the partial file is removed.
+  [[nodiscard]] absl::Status Write(std::string_view name, ByteView data, bool sync) const;
+
+  // Reads file `name`, which must hold exactly `expected_bytes`: NotFound if it is missing,
+  // DataLoss if its size differs (a file cut short by a crash of the machine).
+  [[nodiscard]] absl::StatusOr<std::string> Read(std::string_view name,
+                                                 size_t expected_bytes) const;
+
+  // Unlinks file `name`; a missing file is not an error (removal is retried after crashes).
+  void Remove(std::string_view name) const;
+
+  // fsync of the directory, so that files written with `sync` survive a power loss by name.
+  [[nodiscard]] absl::Status SyncDirectory() const;
+
+  // Names of the files in the directory (temporary or foreign entries included), unsorted.
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> List() const;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit SpoolDir(std::string path) : path_(std::move(path)) {}
+  std::string FilePath(std::string_view name) const;
+
+  std::string path_;
+};
+
+}  // namespace nodelink::core
