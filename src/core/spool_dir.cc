@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -37,7 +38,54 @@ class Fd {
   int fd_;
 };
 
+// Writes all of `size` bytes: 0, or the errno of the failure.
+int WriteAll(int fd, const uint8_t* data, size_t size) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::write(fd, data + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    done += static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+// O_DIRECT needs the address, the length and the offset aligned to the device's logical block
+// (512 B or 4 KiB). The buffer is kept: a new one would be fresh memory each time, which is the
+// cost this mode avoids.
+constexpr size_t kDirectAlign = 4096;
+
+struct AlignedBuffer {
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  ~AlignedBuffer() { std::free(data); }
+  bool Reserve(size_t n) {
+    if (n <= size) return true;
+    void* p = nullptr;
+    if (::posix_memalign(&p, kDirectAlign, n) != 0) return false;
+    std::free(data);
+    data = static_cast<uint8_t*>(p);
+    size = n;
+    return true;
+  }
+};
+
 }  // namespace
+
+absl::Status SpoolDir::WriteDirect(int fd, const std::string& file, ByteView data) const {
+  thread_local AlignedBuffer buffer;
+  const size_t padded = (data.size() + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+  if (!buffer.Reserve(padded)) return absl::ResourceExhaustedError("out of memory for " + file);
+  std::memcpy(buffer.data, data.data(), data.size());
+  std::memset(buffer.data + data.size(), 0, padded - data.size());
+  int err = WriteAll(fd, buffer.data, padded);
+  if (err == 0 && ::ftruncate(fd, static_cast<off_t>(data.size())) != 0) err = errno;
+  if (err != 0) {
+    ::unlink(file.c_str());
+    return ErrnoError("cannot write", file, err);
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<SpoolDir> SpoolDir::Open(std::string path) {
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -60,22 +108,22 @@ std::string SpoolDir::FilePath(std::string_view name) const {
   return path_ + "/" + std::string(name);
 }
 
-absl::Status SpoolDir::Write(std::string_view name, ByteView data, bool sync) const {
+absl::Status SpoolDir::Write(std::string_view name, ByteView data, SpoolWrite how) const {
   const std::string file = FilePath(name);
-  Fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (fd.get() < 0) return ErrnoError("cannot create", file, errno);
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::unlink(file.c_str());
-      return ErrnoError("cannot write", file, err);
-    }
-    done += static_cast<size_t>(n);
+  constexpr int kFlags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
+  if (how == SpoolWrite::kUncached) {
+    Fd fd(::open(file.c_str(), kFlags | O_DIRECT, 0600));
+    if (fd.get() >= 0) return WriteDirect(fd.get(), file, data);
+    if (errno != EINVAL) return ErrnoError("cannot create", file, errno);
+    how = SpoolWrite::kCached;  // the file system has no O_DIRECT
   }
-  if (sync && ::fdatasync(fd.get()) != 0) {
+  Fd fd(::open(file.c_str(), kFlags, 0600));
+  if (fd.get() < 0) return ErrnoError("cannot create", file, errno);
+  if (const int err = WriteAll(fd.get(), data.data(), data.size()); err != 0) {
+    ::unlink(file.c_str());
+    return ErrnoError("cannot write", file, err);
+  }
+  if (how == SpoolWrite::kSynced && ::fdatasync(fd.get()) != 0) {
     const int err = errno;
     ::unlink(file.c_str());
     return ErrnoError("cannot sync", file, err);

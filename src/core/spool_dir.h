@@ -21,16 +21,29 @@
 
 namespace nodelink::core {
 
+// How a body file is written.
+enum class SpoolWrite {
+  kCached,  // through the page cache, not synced: for files read or deleted again soon
+  kSynced,  // the same, then fdatasync
+  // O_DIRECT, for files kept long and rarely read: they do not grow the page cache. New
+  // page-cache pages are what a buffered write of a kept file pays for, and on this project's
+  // VMs (free memory handed back to the host) that is ~6 ms of kernel CPU per MiB, against
+  // ~0.3 ms for a direct write (bench/RESULTS.md). Falls back to kCached where the file system
+  // refuses O_DIRECT (EINVAL: tmpfs before Linux 6.6, some network file systems).
+  kUncached,
+};
+
 class SpoolDir {
  public:
   // Opens `path`, creating it (mode 0700) if absent. FailedPrecondition if it is not a
   // directory or cannot be written.
   [[nodiscard]] static absl::StatusOr<SpoolDir> Open(std::string path);
 
-  // Writes `data` as file `name` (mode 0600), replacing one of that name. With `sync`, the file
+  // Writes `data` as file `name` (mode 0600), replacing one of that name. With kSynced, the file
   // is on disk (fdatasync) when this returns; the directory entry needs SyncDirectory() too.
-  // ResourceExhausted when the disk is full; the partial file is removed.
-  [[nodiscard]] absl::Status Write(std::string_view name, ByteView data, bool sync) const;
+  // ResourceExhausted when the disk is full; the partial file is removed. kUncached copies
+  // through a block-aligned buffer kept per thread (it grows to the largest body written).
+  [[nodiscard]] absl::Status Write(std::string_view name, ByteView data, SpoolWrite how) const;
 
   // Reads file `name`, which must hold exactly `expected_bytes`: NotFound if it is missing,
   // DataLoss if its size differs (a file cut short by a crash of the machine).
@@ -50,6 +63,7 @@ class SpoolDir {
 
  private:
   explicit SpoolDir(std::string path) : path_(std::move(path)) {}
+  absl::Status WriteDirect(int fd, const std::string& file, ByteView data) const;
   std::string FilePath(std::string_view name) const;
 
   std::string path_;

@@ -1,5 +1,6 @@
 // Large inbox and sent messages of the key store, kept as files beside it (core/spool_dir.h) in
-// the directory `<store path>-bodies`. Each file is sealed under a fresh random key, and that key,
+// the directory `<store path>-bodies`. Each file is ChaCha20-Poly1305 under a fresh random key
+// (the AD is the row's seal context), and that key,
 // sealed with the store key, is in the row that names the file (small, so on the b-tree page
 // that secure_delete zeroes when the row goes). Deleting the row therefore erases the file's
 // contents cryptographically (PROTOCOL.md section 5's erasure, with no overwrite of the file,
@@ -37,14 +38,16 @@ class StoreBodies {
 
   // Seals `plain` under a fresh key into file `name`, bound to `context`. Not synced: the store's
   // commits are not either (synchronous=NORMAL; they survive a killed process, key_store.h).
+  // `how`: kCached for a file deleted again soon (an inbox message), kUncached for one kept
+  // (a sent message, kept for resends for the queue TTL).
   [[nodiscard]] absl::StatusOr<Stored> Write(std::string_view name, ByteView plain,
-                                             std::string_view context) const;
+                                             std::string_view context,
+                                             core::SpoolWrite how) const;
 
   // Opens file `name` with the row's sealed key. NotFound or DataLoss if the file is missing or
   // cut short, PermissionDenied if it does not open under that key and context.
-  [[nodiscard]] absl::StatusOr<core::SecretBytes> Read(std::string_view name,
-                                                       ByteView key_sealed, uint64_t file_bytes,
-                                                       std::string_view context) const;
+  [[nodiscard]] absl::StatusOr<Bytes> Read(std::string_view name, ByteView key_sealed,
+                                           uint64_t file_bytes, std::string_view context) const;
 
   void Remove(std::string_view name) const { dir_.Remove(name); }
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> List() const { return dir_.List(); }

@@ -54,11 +54,8 @@ absl::StatusOr<Bytes> StoreJournal::InnerOf(const SQLite::Statement& row, int in
     return Unsealed(inner);
   }
   NL_ASSIGN_OR_RETURN(const keys::StoreBodies* bodies, Bodies());
-  NL_ASSIGN_OR_RETURN(
-      core::SecretBytes inner,
-      bodies->Read(file, BlobOf(row.getColumn(key_col)),
-                   static_cast<uint64_t>(row.getColumn(bytes_col).getInt64()), context));
-  return Unsealed(inner);
+  return bodies->Read(file, BlobOf(row.getColumn(key_col)),
+                      static_cast<uint64_t>(row.getColumn(bytes_col).getInt64()), context);
 }
 
 void StoreJournal::RemoveUnnamedBodies(SQLite::Database& db) {
@@ -166,7 +163,8 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
   // Seals a large row value into a body file (before the row commits, core/spool_dir.h) and
   // binds the row's inner, body_key and body_bytes parameters.
   auto bind_inner = [&](SQLite::Statement& st, int inner_index, const Bytes& inner,
-                        const std::string& file, const std::string& context) -> absl::Status {
+                        const std::string& file, const std::string& context,
+                        core::SpoolWrite how) -> absl::Status {
     if (inner.size() < keys::kBodyFileMinBytes) {
       NL_ASSIGN_OR_RETURN(Bytes sealed, store_.Seal(inner, context));
       BindBlob(st, inner_index, sealed);
@@ -175,7 +173,7 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
       return absl::OkStatus();
     }
     NL_ASSIGN_OR_RETURN(const keys::StoreBodies* bodies, Bodies());
-    NL_ASSIGN_OR_RETURN(keys::StoreBodies::Stored stored, bodies->Write(file, inner, context));
+    NL_ASSIGN_OR_RETURN(keys::StoreBodies::Stored stored, bodies->Write(file, inner, context, how));
     written.push_back(file);
     BindBlob(st, inner_index, {});
     BindBlob(st, inner_index + 1, stored.key_sealed);
@@ -281,7 +279,8 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
         BindBlob(put, 3, row.message_id);
         put.bind(4, static_cast<int64_t>(row.received_ms));
         NL_RETURN_IF_ERROR(bind_inner(put, 5, row.inner, InboxFile(row.id),
-                                      keys::InboxContext(row.sender, row.message_id)));
+                                      keys::InboxContext(row.sender, row.message_id),
+                                      core::SpoolWrite::kCached));  // deleted once handled
         put.exec();
       }
     }
@@ -311,7 +310,8 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
         put.bind(5, static_cast<int64_t>(row.sent_at_ms));
         put.bind(6, row.resent ? 1 : 0);
         NL_RETURN_IF_ERROR(bind_inner(put, 7, row.inner, SentFile(row.message_id),
-                                      keys::SentContext(row.recipient, row.message_id)));
+                                      keys::SentContext(row.recipient, row.message_id),
+                                      core::SpoolWrite::kUncached));  // kept for the queue TTL
         put.exec();
       }
     }

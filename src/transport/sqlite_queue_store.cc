@@ -325,7 +325,9 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
       const uint64_t id = static_cast<uint64_t>(db_->getLastInsertRowid());
       if (spooled) {
         // Before the row commits (core/spool_dir.h: never a row without its file).
-        absl::Status w = spool_->Write(SpoolName(id), AsBytes(a.body), sync);
+        // Cached: the body is read again for its push, soon, and unlinked after delivery.
+        absl::Status w = spool_->Write(SpoolName(id), AsBytes(a.body),
+                                       sync ? core::SpoolWrite::kSynced : core::SpoolWrite::kCached);
         if (!w.ok()) {
           // The transaction rolls back. A full disk fails the batch ResourceExhausted, which the
           // committer answers kDiskFull and retries its deletes alone, as for SQLITE_FULL.
