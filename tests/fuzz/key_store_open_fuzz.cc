@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -28,8 +29,9 @@ struct Paths {
 
 const Paths& FuzzPaths() {
   static const Paths paths = [] {
-    char dir[] = "/tmp/nodelink-fuzz-store-XXXXXX";
+    static char dir[] = "/tmp/nodelink-fuzz-store-XXXXXX";
     if (::mkdtemp(dir) == nullptr) std::abort();
+    std::atexit([] { std::filesystem::remove_all(dir); });  // not left behind in /tmp
     Paths p{std::string(dir) + "/store.db", std::string(dir) + "/store.key"};
     Bytes key(32);
     for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(i * 7 + 1);
