@@ -11,7 +11,7 @@ packages=(
   doctest-dev libbenchmark-dev                 # tests and micro-benchmarks
   clang libclang-rt-14-dev                     # libFuzzer targets (CI)
   python3 procps                               # test helpers: ps for RSS figures
-  libgoogle-perftools-dev                      # tcmalloc for nodelink-hub (memory per connection)
+  libgoogle-perftools-dev                      # tcmalloc for the hub and node daemons
 )
 
 missing=()

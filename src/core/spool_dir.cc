@@ -144,8 +144,8 @@ absl::StatusOr<std::string> SpoolDir::Read(std::string_view name, size_t expecte
   std::string out(expected_bytes, '\0');
   size_t done = 0;
   while (done < expected_bytes) {
-    const ssize_t n = ::pread(fd.get(), out.data() + done, expected_bytes - done,
-                              static_cast<off_t>(done));
+    const ssize_t n =
+        ::pread(fd.get(), out.data() + done, expected_bytes - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ErrnoError("cannot read", file, errno);
     if (n == 0) return absl::DataLossError(file + " ended early");

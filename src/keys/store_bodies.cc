@@ -14,7 +14,7 @@ namespace {
 // Poly1305 through core/aead (OpenSSL for large inputs: about twice libsodium's XChaCha20 at
 // 1 MiB here, bench/RESULTS.md) rather than the store sealer.
 const Bytes kFileNonce(core::kAeadNonceBytes, 0);
-}
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<StoreBodies>> StoreBodies::Open(const KeyStore& store) {
   NL_ASSIGN_OR_RETURN(core::SpoolDir dir, core::SpoolDir::Open(store.path() + "-bodies"));

@@ -41,8 +41,7 @@ class StoreBodies {
   // `how`: kCached for a file deleted again soon (an inbox message), kUncached for one kept
   // (a sent message, kept for resends for the queue TTL).
   [[nodiscard]] absl::StatusOr<Stored> Write(std::string_view name, ByteView plain,
-                                             std::string_view context,
-                                             core::SpoolWrite how) const;
+                                             std::string_view context, core::SpoolWrite how) const;
 
   // Opens file `name` with the row's sealed key. NotFound or DataLoss if the file is missing or
   // cut short, PermissionDenied if it does not open under that key and context.

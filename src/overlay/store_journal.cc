@@ -129,8 +129,8 @@ absl::StatusOr<JournalSnapshot> StoreJournal::Load() {
       if (FileLost(inner.status())) {
         // Only a machine crash or a hand can lose a body file (it is written before its row
         // commits); the other messages are still handed out.
-        spdlog::error("key store: a message from {} waiting in the inbox is lost: {}",
-                      row.sender, std::string(inner.status().message()));
+        spdlog::error("key store: a message from {} waiting in the inbox is lost: {}", row.sender,
+                      std::string(inner.status().message()));
         continue;
       }
       if (!inner.ok()) return inner.status();
@@ -351,8 +351,7 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
     prune("DELETE FROM answered WHERE expires_ms < ?", batch.prune_answered_before_ms);
     if (batch.prune_sent_before_ms != 0) {
       SQLite::Statement& del = Prepared(
-          db,
-          "DELETE FROM sent WHERE sent_at_ms < ? RETURNING message_id, body_key IS NOT NULL");
+          db, "DELETE FROM sent WHERE sent_at_ms < ? RETURNING message_id, body_key IS NOT NULL");
       del.bind(1, static_cast<int64_t>(batch.prune_sent_before_ms));
       while (del.executeStep()) {
         if (del.getColumn(1).getInt() != 0) {

@@ -19,7 +19,7 @@ class Statement;
 namespace nodelink::keys {
 class KeyStore;
 class StoreBodies;
-}
+}  // namespace nodelink::keys
 
 namespace nodelink::overlay {
 

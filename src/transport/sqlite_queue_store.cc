@@ -87,7 +87,9 @@ QueuedItem ReadRow(SQLite::Statement& q) {
   return item;
 }
 
-uint64_t SpooledBytes(SQLite::Statement& q) { return static_cast<uint64_t>(q.getColumn(8).getInt64()); }
+uint64_t SpooledBytes(SQLite::Statement& q) {
+  return static_cast<uint64_t>(q.getColumn(8).getInt64());
+}
 
 std::string SpoolName(uint64_t id) { return std::to_string(id); }
 
@@ -101,9 +103,10 @@ struct SqliteQueueStore::Statements {
         erase(db,
               "DELETE FROM queue WHERE id = ? RETURNING recipient, kind, "
               "length(body) + spooled_bytes, spooled_bytes"),
-        fetch(db,
-              "SELECT id, recipient, sender, message_id, kind, enqueued_at_ms, expires_at_ms, body, "
-              "spooled_bytes FROM queue WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?"),
+        fetch(
+            db,
+            "SELECT id, recipient, sender, message_id, kind, enqueued_at_ms, expires_at_ms, body, "
+            "spooled_bytes FROM queue WHERE recipient = ? AND id > ? ORDER BY id LIMIT ?"),
         dedup_find(db, "SELECT 1 FROM dedup WHERE sender = ? AND message_id = ?"),
         dedup_insert(db, "INSERT INTO dedup(sender, message_id, seen_at_ms) VALUES(?,?,?)"),
         expired(db,
@@ -168,10 +171,10 @@ absl::Status SqliteQueueStore::Init() {
           db_->exec("UPDATE meta SET value = 2 WHERE key = 'schema_version'");
           tx.commit();
         } else if (version != kSchemaVersion) {
-          return absl::FailedPreconditionError(
-              "hub queue database " + options_.path + " has schema version " +
-              std::to_string(version) + ", this hub reads versions 1 and " +
-              std::to_string(kSchemaVersion));
+          return absl::FailedPreconditionError("hub queue database " + options_.path +
+                                               " has schema version " + std::to_string(version) +
+                                               ", this hub reads versions 1 and " +
+                                               std::to_string(kSchemaVersion));
         }
       } else {
         db_->exec("INSERT INTO meta(key, value) VALUES('schema_version', " +
@@ -221,9 +224,10 @@ absl::Status SqliteQueueStore::OpenSpool() {
     }
   }
   if (removed > 0) {
-    spdlog::info("hub queue: removed {} body files no queued envelope names (an interrupted "
-                 "commit or delete)",
-                 removed);
+    spdlog::info(
+        "hub queue: removed {} body files no queued envelope names (an interrupted "
+        "commit or delete)",
+        removed);
   }
   return absl::OkStatus();
 }
@@ -272,7 +276,7 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
     return touched.emplace(r, base == usage_.end() ? Usage{} : base->second).first->second;
   };
   uint64_t room = appends.empty() ? 0 : AppendRoom();
-  std::vector<uint64_t> written;  // body files of this transaction: removed if it fails
+  std::vector<uint64_t> written;       // body files of this transaction: removed if it fails
   std::vector<uint64_t> unlink_after;  // body files of deleted rows: removed once it committed
   const bool sync = options_.synchronous == SqliteSynchronous::kFull;
   try {
@@ -329,8 +333,9 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
       if (spooled) {
         // Before the row commits (core/spool_dir.h: never a row without its file).
         // Cached: the body is read again for its push, soon, and unlinked after delivery.
-        absl::Status w = spool_->Write(SpoolName(id), AsBytes(a.body),
-                                       sync ? core::SpoolWrite::kSynced : core::SpoolWrite::kCached);
+        absl::Status w =
+            spool_->Write(SpoolName(id), AsBytes(a.body),
+                          sync ? core::SpoolWrite::kSynced : core::SpoolWrite::kCached);
         if (!w.ok()) {
           // The transaction rolls back. A full disk fails the batch ResourceExhausted, which the
           // committer answers kDiskFull and retries its deletes alone, as for SQLITE_FULL.

@@ -87,7 +87,7 @@ class SqliteQueueStore final : public QueueStore {
   std::unique_ptr<Statements> st_;
   std::unique_ptr<core::SpoolDir> spool_;
   uint64_t lost_bodies_ = 0;
-  std::unordered_set<uint64_t> lost_ids_;  // logged once each
+  std::unordered_set<uint64_t> lost_ids_;         // logged once each
   std::unordered_map<std::string, Usage> usage_;  // envelopes only, per recipient
   QueueTotals totals_;
   uint64_t last_checkpoint_ms_ = 0;

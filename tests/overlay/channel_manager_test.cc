@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
-#include <map>
 #include <fstream>
 #include <iterator>
+#include <map>
 
 #include "core/random.h"
 #include "core/sha256.h"
@@ -645,9 +645,8 @@ std::map<std::string, std::string> BodyFiles(const TestNode& node) {
 }
 
 size_t CountPrefixed(const std::map<std::string, std::string>& files, std::string_view prefix) {
-  return static_cast<size_t>(std::count_if(files.begin(), files.end(), [&](const auto& f) {
-    return f.first.starts_with(prefix);
-  }));
+  return static_cast<size_t>(std::count_if(
+      files.begin(), files.end(), [&](const auto& f) { return f.first.starts_with(prefix); }));
 }
 
 TEST_CASE("large messages: sealed body files, erased with their rows, read after a key change") {
@@ -683,8 +682,9 @@ TEST_CASE("large messages: sealed body files, erased with their rows, read after
   }
 
   // A store-key change re-seals the row's key; the body file is not touched and still opens.
-  REQUIRE(b.store->ChangeStoreKey(keys::StoreKeySource::Passphrase(Federation::Passphrase()),
-                                  keys::KdfProfile::kMinimal)
+  REQUIRE(b.store
+              ->ChangeStoreKey(keys::StoreKeySource::Passphrase(Federation::Passphrase()),
+                               keys::KdfProfile::kMinimal)
               .ok());
   CHECK(BodyFiles(b) == b_files);
   // A file no row names (a commit that failed, a crash before an unlink) goes at the next load.
@@ -697,6 +697,19 @@ TEST_CASE("large messages: sealed body files, erased with their rows, read after
   for (const InboxMessage& m : pending) b.manager->Complete(m.inbox_id);
   b.manager->Flush();
   CHECK(BodyFiles(b).empty());
+
+  // A body file lost with the machine costs that message only: the node still starts.
+  fed.SendApp(a, "node-b", large + "lost");
+  auto lost = fed.relay().Take("node-b", 1);
+  REQUIRE(lost.size() == 1);
+  b.manager->Open(lost[0], [](OpenOutcome) {});
+  b.manager->Flush();
+  REQUIRE(CountPrefixed(BodyFiles(b), "inbox-") == 1);
+  for (const auto& [name, bytes] : BodyFiles(b)) {
+    std::filesystem::remove(b.store_path + "-bodies/" + name);
+  }
+  fed.Restart(b);
+  CHECK(b.manager->PendingInbox().empty());
 
   // The sender's copy serves a resend after the receiver lost its channels.
   b.manager.reset();

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-
 #include <functional>
 #include <future>
 #include <memory>
@@ -223,47 +222,51 @@ TEST_CASE("sqlite queue store: appends stop at the disk headroom; deletes still 
 bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
 TEST_CASE("sqlite queue store: large bodies live in files, written before and removed after") {
-  process::TempDir dir;
-  SqliteQueueOptions o{dir.File("queue.db")};
-  o.spool_min_bytes = 100;
-  const std::string bodies = o.path + "-bodies";
-  const std::string big(5000, 'B');
-  uint64_t big_id = 0, expiring_id = 0;
-  {
-    auto s = SqliteQueueStore::Open(o);
-    REQUIRE(s.ok());
-    auto r = CommitOk(**s, {Req("a", "r", "small"), Req("a", "r", "big", 1000, big),
-                            Req("a", "r", "expiring", 1000, big)});
-    big_id = r[1].id;
-    expiring_id = r[2].id;
-    CHECK_FALSE(Exists(bodies + "/" + std::to_string(r[0].id)));  // small: in the row
-    CHECK(Exists(bodies + "/" + std::to_string(big_id)));
-    CHECK((*s)->Totals().bytes == 4 + 2 * big.size());
-    auto items = FetchAll(**s, "r");
-    REQUIRE(items.size() == 3);
-    CHECK(items[1].body == big);
-    // A byte cap counts the spooled body.
-    auto capped = (*s)->Fetch("r", 0, 10, 4 + 10);
-    REQUIRE(capped.ok());
-    CHECK(capped->size() == 1);
-  }
-  // A file no row names (a commit that never happened, or a delete before its unlink).
-  std::FILE* orphan = std::fopen((bodies + "/999999").c_str(), "w");
-  REQUIRE(orphan != nullptr);
-  std::fclose(orphan);
-  {
-    auto s = SqliteQueueStore::Open(o);
-    REQUIRE(s.ok());
-    CHECK_FALSE(Exists(bodies + "/999999"));
-    CHECK((*s)->Totals().bytes == 4 + 2 * big.size());  // usage reloaded with file sizes
-    CommitOk(**s, {}, {big_id});
-    CHECK_FALSE(Exists(bodies + "/" + std::to_string(big_id)));
-    // Expiry removes the file too, and the notice needs no body.
-    auto expired = (*s)->Expire(2000, 10, 500, NoticeBody);
-    REQUIRE(expired.ok());
-    CHECK(expired->expired_envelopes == 2);
-    CHECK_FALSE(Exists(bodies + "/" + std::to_string(expiring_id)));
-    CHECK((*s)->Totals().items == 2);  // the two notices
+  for (SqliteSynchronous mode : {SqliteSynchronous::kNormal, SqliteSynchronous::kFull}) {
+    CAPTURE(static_cast<int>(mode));
+    process::TempDir dir;
+    SqliteQueueOptions o{dir.File("queue.db")};
+    o.synchronous = mode;  // kFull: files fdatasync'd, and their directory, before the commit
+    o.spool_min_bytes = 100;
+    const std::string bodies = o.path + "-bodies";
+    const std::string big(5000, 'B');
+    uint64_t big_id = 0, expiring_id = 0;
+    {
+      auto s = SqliteQueueStore::Open(o);
+      REQUIRE(s.ok());
+      auto r = CommitOk(**s, {Req("a", "r", "small"), Req("a", "r", "big", 1000, big),
+                              Req("a", "r", "expiring", 1000, big)});
+      big_id = r[1].id;
+      expiring_id = r[2].id;
+      CHECK_FALSE(Exists(bodies + "/" + std::to_string(r[0].id)));  // small: in the row
+      CHECK(Exists(bodies + "/" + std::to_string(big_id)));
+      CHECK((*s)->Totals().bytes == 4 + 2 * big.size());
+      auto items = FetchAll(**s, "r");
+      REQUIRE(items.size() == 3);
+      CHECK(items[1].body == big);
+      // A byte cap counts the spooled body.
+      auto capped = (*s)->Fetch("r", 0, 10, 4 + 10);
+      REQUIRE(capped.ok());
+      CHECK(capped->size() == 1);
+    }
+    // A file no row names (a commit that never happened, or a delete before its unlink).
+    std::FILE* orphan = std::fopen((bodies + "/999999").c_str(), "w");
+    REQUIRE(orphan != nullptr);
+    std::fclose(orphan);
+    {
+      auto s = SqliteQueueStore::Open(o);
+      REQUIRE(s.ok());
+      CHECK_FALSE(Exists(bodies + "/999999"));
+      CHECK((*s)->Totals().bytes == 4 + 2 * big.size());  // usage reloaded with file sizes
+      CommitOk(**s, {}, {big_id});
+      CHECK_FALSE(Exists(bodies + "/" + std::to_string(big_id)));
+      // Expiry removes the file too, and the notice needs no body.
+      auto expired = (*s)->Expire(2000, 10, 500, NoticeBody);
+      REQUIRE(expired.ok());
+      CHECK(expired->expired_envelopes == 2);
+      CHECK_FALSE(Exists(bodies + "/" + std::to_string(expiring_id)));
+      CHECK((*s)->Totals().items == 2);  // the two notices
+    }
   }
 }
 
