@@ -75,6 +75,7 @@ struct AlignedBuffer {
 absl::Status SpoolDir::WriteDirect(int fd, const std::string& file, ByteView data) const {
   thread_local AlignedBuffer buffer;
   const size_t padded = (data.size() + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+  if (padded == 0) return absl::OkStatus();  // an empty body: the created file is it
   if (!buffer.Reserve(padded)) return absl::ResourceExhaustedError("out of memory for " + file);
   std::memcpy(buffer.data, data.data(), data.size());
   std::memset(buffer.data + data.size(), 0, padded - data.size());
