@@ -53,7 +53,7 @@ class SpoolDir {
   // Unlinks file `name`; a missing file is not an error (removal is retried after crashes).
   void Remove(std::string_view name) const;
 
-  // fsync of the directory, so that files written with `sync` survive a power loss by name.
+  // fsync of the directory, so that files written kSynced survive a power loss by name.
   [[nodiscard]] absl::Status SyncDirectory() const;
 
   // Names of the files in the directory (temporary or foreign entries included), unsorted.

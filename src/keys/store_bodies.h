@@ -1,10 +1,10 @@
 // Large inbox and sent messages of the key store, kept as files beside it (core/spool_dir.h) in
 // the directory `<store path>-bodies`. Each file is ChaCha20-Poly1305 under a fresh random key
-// (the AD is the row's seal context), and that key,
-// sealed with the store key, is in the row that names the file (small, so on the b-tree page
-// that secure_delete zeroes when the row goes). Deleting the row therefore erases the file's
-// contents cryptographically (PROTOCOL.md section 5's erasure, with no overwrite of the file,
-// which ext4 could not promise anyway); store-key changes re-seal only the row's key.
+// (the AD is the row's seal context), and that key, sealed with the store key, is in the row that
+// names the file (small, so on the b-tree page that secure_delete zeroes when the row goes).
+// Deleting the row therefore erases the file's contents cryptographically (PROTOCOL.md section
+// 5's erasure, with no overwrite of the file, which ext4 could not promise anyway); store-key
+// changes re-seal only the row's key.
 #pragma once
 
 #include <memory>
