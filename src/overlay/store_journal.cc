@@ -60,7 +60,7 @@ absl::StatusOr<Bytes> StoreJournal::InnerOf(const SQLite::Statement& row, int in
 
 void StoreJournal::RemoveUnnamedBodies(SQLite::Database& db) {
   absl::StatusOr<const keys::StoreBodies*> bodies = Bodies();
-  if (!bodies.ok()) return;  // reported when a body is needed
+  if (!bodies.ok()) return;  // Load reports it
   absl::StatusOr<std::vector<std::string>> names = (*bodies)->List();
   if (!names.ok()) return;
   std::unordered_set<std::string> named;
@@ -76,6 +76,8 @@ void StoreJournal::RemoveUnnamedBodies(SQLite::Database& db) {
 }
 
 absl::StatusOr<JournalSnapshot> StoreJournal::Load() {
+  // At start rather than at the first large message, whose commit failing would stop the node.
+  NL_RETURN_IF_ERROR(Bodies().status());
   JournalSnapshot snapshot;
   NL_RETURN_IF_ERROR(store_.WithDatabase([&](SQLite::Database& db) -> absl::Status {
     SQLite::Statement channels(
