@@ -175,4 +175,32 @@ absl::StatusOr<std::vector<std::string>> SpoolDir::List() const {
   return names;
 }
 
+absl::StatusOr<size_t> SpoolDir::RemoveAllBut(const std::unordered_set<std::string>& keep) const {
+  absl::StatusOr<std::vector<std::string>> names = List();
+  if (!names.ok()) return names.status();
+  size_t removed = 0;
+  for (const std::string& name : *names) {
+    if (keep.contains(name)) continue;
+    Remove(name);
+    ++removed;
+  }
+  return removed;
+}
+
+SpoolBatch::~SpoolBatch() {
+  if (committed_) return;
+  for (const std::string& name : written_) dir_.Remove(name);
+}
+
+absl::Status SpoolBatch::Write(std::string name, ByteView data, SpoolWrite how) {
+  absl::Status written = dir_.Write(name, data, how);
+  if (written.ok()) written_.push_back(std::move(name));
+  return written;
+}
+
+void SpoolBatch::Committed() {
+  committed_ = true;
+  for (const std::string& name : removed_) dir_.Remove(name);
+}
+
 }  // namespace nodelink::core

@@ -4,15 +4,16 @@
 // a body in its own file is written once and deleted by unlink(2). The hub queue and the key
 // store keep large bodies here and only a row in the transaction (bench/RESULTS.md, 1 MiB).
 //
-// Crash order, which callers follow: write the file, then commit the row that names it; commit
+// Crash order (SpoolBatch keeps it): write the file, then commit the row that names it; commit
 // the row's deletion, then unlink. A crash between leaves an unreferenced file, never a row
-// without its file; callers remove unreferenced files when they open (List).
+// without its file; callers remove unreferenced files when they open (RemoveAllBut).
 #pragma once
 
 #include <sys/types.h>
 
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -59,6 +60,11 @@ class SpoolDir {
   // Names of the files in the directory (temporary or foreign entries included), unsorted.
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> List() const;
 
+  // Removes every file whose name is not in `keep` (the names the database's rows hold);
+  // returns how many it removed.
+  [[nodiscard]] absl::StatusOr<size_t> RemoveAllBut(
+      const std::unordered_set<std::string>& keep) const;
+
   const std::string& path() const { return path_; }
 
  private:
@@ -67,6 +73,29 @@ class SpoolDir {
   std::string FilePath(std::string_view name) const;
 
   std::string path_;
+};
+
+// The body files of one database transaction, in the crash order above: the files written for
+// rows it inserts are removed again unless Committed() is called (the transaction failed, or
+// an error left the function), and the files of rows it deletes are removed by Committed().
+class SpoolBatch {
+ public:
+  explicit SpoolBatch(const SpoolDir& dir) : dir_(dir) {}
+  ~SpoolBatch();
+  SpoolBatch(const SpoolBatch&) = delete;
+  SpoolBatch& operator=(const SpoolBatch&) = delete;
+
+  // SpoolDir::Write, remembered for the undo.
+  [[nodiscard]] absl::Status Write(std::string name, ByteView data, SpoolWrite how);
+  void RemoveOnCommit(std::string name) { removed_.push_back(std::move(name)); }
+  bool wrote_any() const { return !written_.empty(); }
+  void Committed();
+
+ private:
+  const SpoolDir& dir_;
+  std::vector<std::string> written_;
+  std::vector<std::string> removed_;
+  bool committed_ = false;
 };
 
 }  // namespace nodelink::core

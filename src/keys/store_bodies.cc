@@ -21,13 +21,13 @@ absl::StatusOr<std::unique_ptr<StoreBodies>> StoreBodies::Open(const KeyStore& s
   return std::unique_ptr<StoreBodies>(new StoreBodies(store, std::move(dir)));
 }
 
-absl::StatusOr<StoreBodies::Stored> StoreBodies::Write(std::string_view name, ByteView plain,
-                                                       std::string_view context,
+absl::StatusOr<StoreBodies::Stored> StoreBodies::Write(core::SpoolBatch& files, std::string name,
+                                                       ByteView plain, std::string_view context,
                                                        core::SpoolWrite how) const {
   core::SecretBytes key = core::RandomSecret(core::kAeadKeyBytes);
   NL_ASSIGN_OR_RETURN(Bytes sealed,
                       core::ChaCha20Poly1305Seal(key, kFileNonce, AsBytes(context), plain));
-  NL_RETURN_IF_ERROR(dir_.Write(name, sealed, how));
+  NL_RETURN_IF_ERROR(files.Write(std::move(name), sealed, how));
   Stored stored;
   NL_ASSIGN_OR_RETURN(stored.key_sealed, store_.Seal(key.ExposeSecret(), context));
   stored.file_bytes = sealed.size();

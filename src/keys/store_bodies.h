@@ -10,7 +10,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/bytes.h"
@@ -36,20 +35,21 @@ class StoreBodies {
   // Opens (creating) the directory of `store`'s body files. `store` must outlive this.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<StoreBodies>> Open(const KeyStore& store);
 
-  // Seals `plain` under a fresh key into file `name`, bound to `context`. Not synced: the store's
-  // commits are not either (synchronous=NORMAL; they survive a killed process, key_store.h).
-  // `how`: kCached for a file deleted again soon (an inbox message), kUncached for one kept
-  // (a sent message, kept for resends for the queue TTL).
-  [[nodiscard]] absl::StatusOr<Stored> Write(std::string_view name, ByteView plain,
-                                             std::string_view context, core::SpoolWrite how) const;
+  // Seals `plain` under a fresh key into file `name` of `files` (a batch of this directory, for
+  // the transaction that stores the row), bound to `context`. Not synced: the store's commits
+  // are not either (synchronous=NORMAL; they survive a killed process, key_store.h). `how`:
+  // kCached for a file deleted again soon (an inbox message), kUncached for one kept (a sent
+  // message, kept for resends for the queue TTL).
+  [[nodiscard]] absl::StatusOr<Stored> Write(core::SpoolBatch& files, std::string name,
+                                             ByteView plain, std::string_view context,
+                                             core::SpoolWrite how) const;
 
   // Opens file `name` with the row's sealed key. NotFound or DataLoss if the file is missing or
   // cut short, PermissionDenied if it does not open under that key and context.
   [[nodiscard]] absl::StatusOr<Bytes> Read(std::string_view name, ByteView key_sealed,
                                            uint64_t file_bytes, std::string_view context) const;
 
-  void Remove(std::string_view name) const { dir_.Remove(name); }
-  [[nodiscard]] absl::StatusOr<std::vector<std::string>> List() const { return dir_.List(); }
+  const core::SpoolDir& dir() const { return dir_; }
 
  private:
   StoreBodies(const KeyStore& store, core::SpoolDir dir) : store_(store), dir_(std::move(dir)) {}

@@ -37,32 +37,19 @@ bool FileLost(const absl::Status& s) {
 
 }  // namespace
 
-absl::StatusOr<const keys::StoreBodies*> StoreJournal::Bodies() {
-  std::lock_guard lock(bodies_mu_);
-  if (!bodies_) {
-    NL_ASSIGN_OR_RETURN(bodies_, keys::StoreBodies::Open(store_));
-  }
-  return bodies_.get();
-}
-
-absl::StatusOr<Bytes> StoreJournal::InnerOf(const SQLite::Statement& row, int inner_col,
-                                            int key_col, int bytes_col, std::string_view file,
-                                            std::string_view context) {
-  if (row.getColumn(key_col).isNull()) {
+absl::StatusOr<Bytes> StoreJournal::InnerOf(const SQLite::Statement& row, int first,
+                                            std::string_view file, std::string_view context) const {
+  if (row.getColumn(first + 1).isNull()) {
     NL_ASSIGN_OR_RETURN(core::SecretBytes inner,
-                        store_.Unseal(BlobOf(row.getColumn(inner_col)), context));
+                        store_.Unseal(BlobOf(row.getColumn(first)), context));
     return Unsealed(inner);
   }
-  NL_ASSIGN_OR_RETURN(const keys::StoreBodies* bodies, Bodies());
-  return bodies->Read(file, BlobOf(row.getColumn(key_col)),
-                      static_cast<uint64_t>(row.getColumn(bytes_col).getInt64()), context);
+  NL_RETURN_IF_ERROR(bodies_.status());
+  return (*bodies_)->Read(file, BlobOf(row.getColumn(first + 1)),
+                          static_cast<uint64_t>(row.getColumn(first + 2).getInt64()), context);
 }
 
-void StoreJournal::RemoveUnnamedBodies(SQLite::Database& db) {
-  absl::StatusOr<const keys::StoreBodies*> bodies = Bodies();
-  if (!bodies.ok()) return;  // Load reports it
-  absl::StatusOr<std::vector<std::string>> names = (*bodies)->List();
-  if (!names.ok()) return;
+absl::Status StoreJournal::RemoveUnnamedBodies(SQLite::Database& db) const {
   std::unordered_set<std::string> named;
   SQLite::Statement inbox(db, "SELECT id FROM inbox WHERE body_key IS NOT NULL");
   while (inbox.executeStep()) {
@@ -70,14 +57,12 @@ void StoreJournal::RemoveUnnamedBodies(SQLite::Database& db) {
   }
   SQLite::Statement sent(db, "SELECT message_id FROM sent WHERE body_key IS NOT NULL");
   while (sent.executeStep()) named.insert(SentFile(BlobOf(sent.getColumn(0))));
-  for (const std::string& name : *names) {
-    if (!named.contains(name)) (*bodies)->Remove(name);
-  }
+  return (*bodies_)->dir().RemoveAllBut(named).status();
 }
 
 absl::StatusOr<JournalSnapshot> StoreJournal::Load() {
   // At start rather than at the first large message, whose commit failing would stop the node.
-  NL_RETURN_IF_ERROR(Bodies().status());
+  NL_RETURN_IF_ERROR(bodies_.status());
   JournalSnapshot snapshot;
   NL_RETURN_IF_ERROR(store_.WithDatabase([&](SQLite::Database& db) -> absl::Status {
     SQLite::Statement channels(
@@ -126,8 +111,8 @@ absl::StatusOr<JournalSnapshot> StoreJournal::Load() {
       row.sender = inbox.getColumn(1).getString();
       row.message_id = BlobOf(inbox.getColumn(2));
       row.received_ms = static_cast<uint64_t>(inbox.getColumn(3).getInt64());
-      absl::StatusOr<Bytes> inner = InnerOf(inbox, 4, 5, 6, InboxFile(row.id),
-                                            keys::InboxContext(row.sender, row.message_id));
+      absl::StatusOr<Bytes> inner =
+          InnerOf(inbox, 4, InboxFile(row.id), keys::InboxContext(row.sender, row.message_id));
       if (FileLost(inner.status())) {
         // Only a machine crash or a hand can lose a body file (it is written before its row
         // commits); the other messages are still handed out.
@@ -139,13 +124,13 @@ absl::StatusOr<JournalSnapshot> StoreJournal::Load() {
       row.inner = *std::move(inner);
       snapshot.inbox.push_back(std::move(row));
     }
-    RemoveUnnamedBodies(db);
-    return absl::OkStatus();
+    return RemoveUnnamedBodies(db);
   }));
   return snapshot;
 }
 
-StoreJournal::StoreJournal(keys::KeyStore& store) : store_(store) {}
+StoreJournal::StoreJournal(keys::KeyStore& store)
+    : store_(store), bodies_(keys::StoreBodies::Open(store)) {}
 StoreJournal::~StoreJournal() = default;
 
 SQLite::Statement& StoreJournal::Prepared(SQLite::Database& db, std::string_view sql) {
@@ -160,26 +145,25 @@ SQLite::Statement& StoreJournal::Prepared(SQLite::Database& db, std::string_view
 }
 
 absl::Status StoreJournal::Commit(JournalBatch batch) {
-  std::vector<std::string> written;       // body files of this transaction: removed if it fails
-  std::vector<std::string> unlink_after;  // body files of deleted rows: removed once it commits
-  // Seals a large row value into a body file (before the row commits, core/spool_dir.h) and
-  // binds the row's inner, body_key and body_bytes parameters.
-  auto bind_inner = [&](SQLite::Statement& st, int inner_index, const Bytes& inner,
-                        const std::string& file, const std::string& context,
-                        core::SpoolWrite how) -> absl::Status {
+  NL_RETURN_IF_ERROR(bodies_.status());
+  const keys::StoreBodies& bodies = **bodies_;
+  core::SpoolBatch files(bodies.dir());  // core/spool_dir.h: written, then removed if it fails
+  // Binds a row's inner, body_key and body_bytes parameters from `first`: the value sealed in
+  // the row, or, when large, sealed into a body file written before the row commits.
+  auto bind_inner = [&](SQLite::Statement& st, int first, const Bytes& inner, std::string file,
+                        const std::string& context, core::SpoolWrite how) -> absl::Status {
     if (inner.size() < keys::kBodyFileMinBytes) {
       NL_ASSIGN_OR_RETURN(Bytes sealed, store_.Seal(inner, context));
-      BindBlob(st, inner_index, sealed);
-      st.bind(inner_index + 1);  // NULL body_key
-      st.bind(inner_index + 2, 0);
+      BindBlob(st, first, sealed);
+      st.bind(first + 1);  // NULL body_key
+      st.bind(first + 2, 0);
       return absl::OkStatus();
     }
-    NL_ASSIGN_OR_RETURN(const keys::StoreBodies* bodies, Bodies());
-    NL_ASSIGN_OR_RETURN(keys::StoreBodies::Stored stored, bodies->Write(file, inner, context, how));
-    written.push_back(file);
-    BindBlob(st, inner_index, {});
-    BindBlob(st, inner_index + 1, stored.key_sealed);
-    st.bind(inner_index + 2, static_cast<int64_t>(stored.file_bytes));
+    NL_ASSIGN_OR_RETURN(keys::StoreBodies::Stored stored,
+                        bodies.Write(files, std::move(file), inner, context, how));
+    BindBlob(st, first, {});
+    BindBlob(st, first + 1, stored.key_sealed);
+    st.bind(first + 2, static_cast<int64_t>(stored.file_bytes));
     return absl::OkStatus();
   };
   absl::Status committed = store_.WithTransaction([&](SQLite::Database& db) -> absl::Status {
@@ -293,7 +277,7 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
         del.reset();
         del.bind(1, static_cast<int64_t>(id));
         while (del.executeStep()) {
-          if (del.getColumn(0).getInt() != 0) unlink_after.push_back(InboxFile(id));
+          if (del.getColumn(0).getInt() != 0) files.RemoveOnCommit(InboxFile(id));
         }
       }
     }
@@ -357,22 +341,14 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
       del.bind(1, static_cast<int64_t>(batch.prune_sent_before_ms));
       while (del.executeStep()) {
         if (del.getColumn(1).getInt() != 0) {
-          unlink_after.push_back(SentFile(BlobOf(del.getColumn(0))));
+          files.RemoveOnCommit(SentFile(BlobOf(del.getColumn(0))));
         }
       }
     }
     return absl::OkStatus();
   });
-  if (!committed.ok()) {
-    if (absl::StatusOr<const keys::StoreBodies*> bodies = Bodies(); bodies.ok()) {
-      for (const std::string& file : written) (*bodies)->Remove(file);
-    }
-    return committed;
-  }
-  if (!unlink_after.empty()) {
-    NL_ASSIGN_OR_RETURN(const keys::StoreBodies* bodies, Bodies());
-    for (const std::string& file : unlink_after) bodies->Remove(file);
-  }
+  NL_RETURN_IF_ERROR(committed);
+  files.Committed();
   if (batch.erased_secrets) {
     // PROTOCOL 5: erased secrets leave the WAL too. If another process holds a reader open the
     // checkpoint cannot finish now; the next erasure's checkpoint (or the next open) completes it.
@@ -386,7 +362,7 @@ absl::StatusOr<std::optional<SentRow>> StoreJournal::FindSent(std::string_view r
   std::optional<SentRow> found;
   NL_RETURN_IF_ERROR(store_.WithDatabase([&](SQLite::Database& db) -> absl::Status {
     SQLite::Statement q(db,
-                        "SELECT channel_id, seq, sent_at_ms, inner, resent, body_key, body_bytes "
+                        "SELECT channel_id, seq, sent_at_ms, resent, inner, body_key, body_bytes "
                         "FROM sent WHERE recipient = ? AND message_id = ?");
     q.bind(1, std::string(recipient));
     BindBlob(q, 2, message_id);
@@ -397,9 +373,9 @@ absl::StatusOr<std::optional<SentRow>> StoreJournal::FindSent(std::string_view r
     row.channel_id = BlobOf(q.getColumn(0));
     row.seq = static_cast<uint64_t>(q.getColumn(1).getInt64());
     row.sent_at_ms = static_cast<uint64_t>(q.getColumn(2).getInt64());
-    NL_ASSIGN_OR_RETURN(row.inner, InnerOf(q, 3, 5, 6, SentFile(message_id),
-                                           keys::SentContext(recipient, message_id)));
-    row.resent = q.getColumn(4).getInt() != 0;
+    row.resent = q.getColumn(3).getInt() != 0;
+    NL_ASSIGN_OR_RETURN(
+        row.inner, InnerOf(q, 4, SentFile(message_id), keys::SentContext(recipient, message_id)));
     found = std::move(row);
     return absl::OkStatus();
   }));
@@ -425,8 +401,8 @@ absl::StatusOr<std::vector<SentRow>> StoreJournal::SentOnChannel(std::string_vie
       row.channel_id = Bytes(channel_id.begin(), channel_id.end());
       row.seq = static_cast<uint64_t>(q.getColumn(1).getInt64());
       row.sent_at_ms = static_cast<uint64_t>(q.getColumn(2).getInt64());
-      absl::StatusOr<Bytes> inner = InnerOf(q, 3, 4, 5, SentFile(row.message_id),
-                                            keys::SentContext(recipient, row.message_id));
+      absl::StatusOr<Bytes> inner =
+          InnerOf(q, 3, SentFile(row.message_id), keys::SentContext(recipient, row.message_id));
       if (FileLost(inner.status())) {  // not resendable; the others still are
         spdlog::error("key store: a message sent to {} cannot be resent: {}", recipient,
                       std::string(inner.status().message()));

@@ -5,10 +5,10 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string_view>
 #include <unordered_map>
 
+#include "absl/status/statusor.h"
 #include "overlay/ports.h"
 
 namespace SQLite {
@@ -46,17 +46,16 @@ class StoreJournal final : public ChannelJournal {
   // spend more time preparing them than running them). Used only inside the store's
   // transaction, which serializes them.
   SQLite::Statement& Prepared(SQLite::Database& db, std::string_view sql);
-  // The store's body files (keys/store_bodies.h), opened on first use.
-  absl::StatusOr<const keys::StoreBodies*> Bodies();
-  // A row's inner message: in the row, or in its body file when body_key is set.
-  absl::StatusOr<Bytes> InnerOf(const SQLite::Statement& row, int inner_col, int key_col,
-                                int bytes_col, std::string_view file, std::string_view context);
+  // A row's inner message from its columns inner, body_key, body_bytes (from `first`): in the
+  // row, or in its body file when body_key is set.
+  absl::StatusOr<Bytes> InnerOf(const SQLite::Statement& row, int first, std::string_view file,
+                                std::string_view context) const;
   // Removes body files no row names (a commit that failed, a crash before an unlink).
-  void RemoveUnnamedBodies(SQLite::Database& db);
+  absl::Status RemoveUnnamedBodies(SQLite::Database& db) const;
 
   keys::KeyStore& store_;
-  std::mutex bodies_mu_;
-  std::unique_ptr<keys::StoreBodies> bodies_;
+  // The store's body files (keys/store_bodies.h); an error here is Load's.
+  absl::StatusOr<std::unique_ptr<keys::StoreBodies>> bodies_;
   const SQLite::Database* statements_db_ = nullptr;
   std::unordered_map<std::string_view, std::unique_ptr<SQLite::Statement>> statements_;
 };

@@ -6,7 +6,6 @@
 #include <sys/statvfs.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <limits>
 #include <utility>
 
@@ -210,23 +209,16 @@ absl::Status SqliteQueueStore::OpenSpool() {
   absl::StatusOr<core::SpoolDir> spool = core::SpoolDir::Open(options_.path + "-bodies");
   if (!spool.ok()) return spool.status();
   spool_ = std::make_unique<core::SpoolDir>(*std::move(spool));
-  NL_ASSIGN_OR_RETURN(std::vector<std::string> names, spool_->List());
-  SQLite::Statement named(*db_, "SELECT 1 FROM queue WHERE id = ? AND spooled_bytes > 0");
-  uint64_t removed = 0;
-  for (const std::string& name : names) {
-    char* end = nullptr;
-    const uint64_t id = std::strtoull(name.c_str(), &end, 10);
-    named.reset();
-    named.bind(1, I64(id));
-    if (*end != '\0' || SpoolName(id) != name || !named.executeStep()) {
-      spool_->Remove(name);
-      ++removed;
-    }
+  std::unordered_set<std::string> named;
+  SQLite::Statement spooled(*db_, "SELECT id FROM queue WHERE spooled_bytes > 0");
+  while (spooled.executeStep()) {
+    named.insert(SpoolName(static_cast<uint64_t>(spooled.getColumn(0).getInt64())));
   }
+  NL_ASSIGN_OR_RETURN(size_t removed, spool_->RemoveAllBut(named));
   if (removed > 0) {
     spdlog::info(
-        "hub queue: removed {} body files no queued envelope names (an interrupted "
-        "commit or delete)",
+        "hub queue: removed {} body files no queued envelope names (an interrupted commit or "
+        "delete)",
         removed);
   }
   return absl::OkStatus();
@@ -276,8 +268,7 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
     return touched.emplace(r, base == usage_.end() ? Usage{} : base->second).first->second;
   };
   uint64_t room = appends.empty() ? 0 : AppendRoom();
-  std::vector<uint64_t> written;       // body files of this transaction: removed if it fails
-  std::vector<uint64_t> unlink_after;  // body files of deleted rows: removed once it committed
+  core::SpoolBatch files(*spool_);  // core/spool_dir.h: written, then removed if it fails
   const bool sync = options_.synchronous == SqliteSynchronous::kFull;
   try {
     SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
@@ -331,21 +322,17 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
       q.exec();
       const uint64_t id = static_cast<uint64_t>(db_->getLastInsertRowid());
       if (spooled) {
-        // Before the row commits (core/spool_dir.h: never a row without its file).
-        // Cached: the body is read again for its push, soon, and unlinked after delivery.
-        absl::Status w =
-            spool_->Write(SpoolName(id), AsBytes(a.body),
-                          sync ? core::SpoolWrite::kSynced : core::SpoolWrite::kCached);
+        // Before the row commits. Cached: the body is read again for its push, soon, and
+        // unlinked after delivery.
+        absl::Status w = files.Write(SpoolName(id), AsBytes(a.body),
+                                     sync ? core::SpoolWrite::kSynced : core::SpoolWrite::kCached);
         if (!w.ok()) {
           // The transaction rolls back. A full disk fails the batch ResourceExhausted, which the
           // committer answers kDiskFull and retries its deletes alone, as for SQLITE_FULL.
-          for (uint64_t done : written) spool_->Remove(SpoolName(done));
-          return absl::Status(w.code() == absl::StatusCode::kResourceExhausted
-                                  ? w.code()
-                                  : absl::StatusCode::kUnavailable,
-                              "hub queue: " + std::string(w.message()));
+          return absl::Status(
+              absl::IsResourceExhausted(w) ? w.code() : absl::StatusCode::kUnavailable,
+              "hub queue: " + std::string(w.message()));
         }
-        written.push_back(id);
       }
       results.push_back({AppendOutcome::kQueued, id});
       ++u.count;
@@ -361,7 +348,7 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
         const std::string recipient = del.getColumn(0).getString();
         const bool envelope = del.getColumn(1).getInt() == static_cast<int>(QueuedKind::kEnvelope);
         const uint64_t size = static_cast<uint64_t>(del.getColumn(2).getInt64());
-        if (del.getColumn(3).getInt64() > 0) unlink_after.push_back(id);
+        if (del.getColumn(3).getInt64() > 0) files.RemoveOnCommit(SpoolName(id));
         --totals.items;
         totals.bytes -= size;
         if (envelope) {
@@ -374,18 +361,16 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
       }
       del.reset();
     }
-    if (sync && !written.empty()) {
+    if (sync && files.wrote_any()) {
       if (absl::Status d = spool_->SyncDirectory(); !d.ok()) {
-        for (uint64_t id : written) spool_->Remove(SpoolName(id));
         return absl::UnavailableError("hub queue: " + std::string(d.message()));
       }
     }
     tx.commit();
   } catch (const std::exception& e) {
-    for (uint64_t id : written) spool_->Remove(SpoolName(id));
     return StorageError("commit", e);
   }
-  for (uint64_t id : unlink_after) spool_->Remove(SpoolName(id));
+  files.Committed();
   for (auto& [recipient, u] : touched) {
     if (u.count == 0) {
       usage_.erase(recipient);
@@ -420,7 +405,6 @@ absl::StatusOr<std::vector<QueuedItem>> SqliteQueueStore::Fetch(std::string_view
           // Lost with the machine (a power loss under synchronous=NORMAL) or removed by hand:
           // not pushable. Its row stays until it expires, and its sender then gets EXPIRED.
           if (lost_ids_.insert(item.id).second) {
-            ++lost_bodies_;
             spdlog::error("hub queue: envelope {} for {} cannot be delivered: {}", item.id,
                           item.recipient, std::string(body.status().message()));
           }
@@ -448,7 +432,7 @@ absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t 
   ExpireResult result;
   std::unordered_map<std::string, Usage> touched;
   QueueTotals totals = totals_;
-  std::vector<uint64_t> unlink_after;
+  core::SpoolBatch files(*spool_);
   try {
     SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
     struct Expired {
@@ -476,7 +460,7 @@ absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t 
       while (del.executeStep()) {
       }
       del.reset();
-      if (spooled) unlink_after.push_back(item.id);
+      if (spooled) files.RemoveOnCommit(SpoolName(item.id));
       --totals.items;
       totals.bytes -= bytes;
       if (item.kind == QueuedKind::kExpiredNotice) {
@@ -508,7 +492,7 @@ absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t 
   } catch (const std::exception& e) {
     return StorageError("expire", e);
   }
-  for (uint64_t id : unlink_after) spool_->Remove(SpoolName(id));
+  files.Committed();
   for (auto& [recipient, u] : touched) {
     if (u.count == 0) {
       usage_.erase(recipient);

@@ -64,7 +64,7 @@ class SqliteQueueStore final : public QueueStore {
   absl::StatusOr<bool> IsDuplicate(std::string_view sender, std::string_view message_id) override;
   QueueTotals Totals() const override { return totals_; }
   // Envelopes whose body file was missing or cut short when fetched (see Fetch).
-  uint64_t lost_bodies() const { return lost_bodies_; }
+  uint64_t lost_bodies() const { return lost_ids_.size(); }
   void Maintain() override;
 
  private:
@@ -86,8 +86,7 @@ class SqliteQueueStore final : public QueueStore {
   std::unique_ptr<SQLite::Database> db_;  // declared before the statements that use it
   std::unique_ptr<Statements> st_;
   std::unique_ptr<core::SpoolDir> spool_;
-  uint64_t lost_bodies_ = 0;
-  std::unordered_set<uint64_t> lost_ids_;         // logged once each
+  std::unordered_set<uint64_t> lost_ids_;  // envelopes whose body file is lost, logged once each
   std::unordered_map<std::string, Usage> usage_;  // envelopes only, per recipient
   QueueTotals totals_;
   uint64_t last_checkpoint_ms_ = 0;

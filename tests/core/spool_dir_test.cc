@@ -87,5 +87,36 @@ TEST_CASE("spool dir: missing, resized and listed files; a path that is not a di
   CHECK(not_dir.status().code() == absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_CASE("spool batch: written files go unless committed; deleted rows' files go once committed") {
+  ScratchDir scratch("/tmp");
+  auto dir = SpoolDir::Open(scratch.path() + "/bodies");
+  REQUIRE(dir.ok());
+  REQUIRE(dir->Write("old", Pattern(8), SpoolWrite::kCached).ok());
+  {
+    SpoolBatch failed(*dir);  // the transaction did not commit
+    REQUIRE(failed.Write("new", Pattern(8), SpoolWrite::kCached).ok());
+    CHECK(failed.wrote_any());
+    failed.RemoveOnCommit("old");
+  }
+  CHECK(dir->Read("new", 8).status().code() == absl::StatusCode::kNotFound);
+  CHECK(dir->Read("old", 8).ok());
+  {
+    SpoolBatch committed(*dir);
+    REQUIRE(committed.Write("new", Pattern(8), SpoolWrite::kUncached).ok());
+    committed.RemoveOnCommit("old");
+    committed.Committed();
+  }
+  CHECK(dir->Read("new", 8).ok());
+  CHECK(dir->Read("old", 8).status().code() == absl::StatusCode::kNotFound);
+  // Opening: files no row names go.
+  REQUIRE(dir->Write("stray", Pattern(1), SpoolWrite::kCached).ok());
+  auto removed = dir->RemoveAllBut({"new"});
+  REQUIRE(removed.ok());
+  CHECK(*removed == 1);
+  auto names = dir->List();
+  REQUIRE(names.ok());
+  CHECK(*names == std::vector<std::string>{"new"});
+}
+
 }  // namespace
 }  // namespace nodelink::core
