@@ -10,9 +10,9 @@
 namespace nodelink::keys {
 
 namespace {
-// Each file has its own key, used for that one encryption, so the nonce can be fixed. ChaCha20-
-// Poly1305 through core/aead (OpenSSL for large inputs: about twice libsodium's XChaCha20 at
-// 1 MiB here, bench/RESULTS.md) rather than the store sealer.
+// Each file has its own key, used for that one encryption, so the nonce can be fixed.
+// ChaCha20-Poly1305 through core/aead, which hands large inputs to OpenSSL (2.3x libsodium at
+// 1 MiB, bench/RESULTS.md), rather than the store sealer's libsodium XChaCha20.
 const Bytes kFileNonce(core::kAeadNonceBytes, 0);
 }  // namespace
 

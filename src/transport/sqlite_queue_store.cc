@@ -141,10 +141,11 @@ absl::Status SqliteQueueStore::Init() {
                                              SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     db_->exec("PRAGMA busy_timeout=5000");
     // Large bodies are files (spool_min_bytes), so rows are small: each commit writes the pages
-    // it touched (a row, two indexes, the dedup record and its index) to the -wal file, and
-    // with 16 KiB pages (chosen when bodies were in overflow chains) a one-envelope commit wrote
-    // 80 KiB. 4 KiB pages: round-trip p50 -10 %, p99.9 60 -> 21 ms (bench/RESULTS.md). Takes
-    // effect only when the file is created (before WAL is switched on).
+    // it touched to the -wal file, six for a one-envelope append (the row, its two indexes,
+    // the AUTOINCREMENT counter, the dedup record and its index) and three for its delete. With
+    // 16 KiB pages (chosen when bodies were in overflow chains) that was 96 + 48 KiB per
+    // envelope; with 4 KiB, 24 + 12. Round trip: p50 -10 %, p99.9 ~60 -> 21-31 ms
+    // (bench/RESULTS.md). Takes effect only when the file is created (before WAL is on).
     db_->exec("PRAGMA page_size=4096");
     if (db_->execAndGet("PRAGMA journal_mode=WAL").getString() != "wal") {
       return absl::FailedPreconditionError("hub queue database " + options_.path +
