@@ -21,6 +21,9 @@ class HeldInbox final : public overlay::EnvelopeOpener {
   void Open(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done) override {
     inner_.Open(std::move(envelope), std::move(done));
   }
+  void OpenAlone(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done) override {
+    inner_.OpenAlone(std::move(envelope), std::move(done));
+  }
   std::vector<overlay::InboxMessage> PendingInbox() override { return inner_.PendingInbox(); }
 
   // Completes at once, unless the message is held: then when Release() is called.

@@ -18,6 +18,7 @@
 #include "core/encoding.h"
 #include "core/hkdf.h"
 #include "core/status.h"
+#include "core/thread_name.h"
 #include "keys/context_store.h"
 #include "keys/files.h"
 #include "keys/key_store.h"
@@ -276,7 +277,10 @@ absl::Status Node::Impl::Start() {
                                 [router](v1::Envelope e) { router->Submit(std::move(e)); }));
   hub_for_acks_.store(hub_.get());
   link_.Attach(hub_.get());
-  maintenance_ = std::thread([this] { Maintain(); });
+  maintenance_ = std::thread([this] {
+    core::NameThisThread("nl-maintain");
+    Maintain();
+  });
   spdlog::info("node {} of federation {}: connecting to hub {}", id_, federation_,
                options_.hub_address);
   return absl::OkStatus();

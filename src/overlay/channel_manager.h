@@ -99,6 +99,7 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
 
   // EnvelopeOpener (see delivery.h).
   void Open(v1::Envelope envelope, std::function<void(OpenOutcome)> done) override;
+  void OpenAlone(v1::Envelope envelope, std::function<void(OpenOutcome)> done) override;
   void Complete(uint64_t inbox_id, std::function<void()> durable = nullptr) override;
   std::vector<InboxMessage> PendingInbox() override;
 
@@ -149,6 +150,8 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   absl::Status LoadState();
 
   // ---- receiving (channel_receive.cc) ----
+  // Open without the commit: every path ends in Finish or FinishLocked.
+  void OpenChecked(v1::Envelope envelope, std::function<void(OpenOutcome)>& done);
   messages::ReceiveCode CheckHeader(const v1::Envelope& e, uint64_t now) const;
   void Finish(messages::ReceiveCode code, std::function<void(OpenOutcome)>& done,
               JournalBatch changes = {}, std::optional<InboxMessage> message = std::nullopt,

@@ -2,6 +2,12 @@
 // one store transaction", issue: "persisting must not cost one synchronous write per message").
 // Changes queue up while the previous transaction commits; each transaction takes everything
 // queued, so throughput does not pay one fsync per message and latency adds no timer.
+//
+// At light load a hand-off to the commit thread costs more than the commit (a wake-up of that
+// thread and one back for what follows the commit: ~0.1 ms each on the 2-core VM of
+// bench/RESULTS.md). So a caller on the latency path (the receive path: open, commit, then
+// acknowledge and dispatch) can commit on its own thread when nothing else is queued or
+// committing, with CommitBy::kCaller and CommitHereIfIdle(); under load the commit thread batches.
 #pragma once
 
 #include <condition_variable>
@@ -23,7 +29,11 @@ class CommitQueue {
     uint64_t largest_batch = 0;
   };
 
-  // `on_failure` runs once, on the commit thread, if a commit fails; the queue then stops
+  // Who commits an enqueued item: the commit thread (woken by Enqueue), or the caller's choice,
+  // made soon after with CommitHereIfIdle() or CommitOnThread() (no lock held that a `then` takes).
+  enum class CommitBy { kThread, kCaller };
+
+  // `on_failure` runs once, on the committing thread, if a commit fails; the queue then stops
   // (fail-stop: acknowledging what was not recorded would lose messages) and drops later work.
   CommitQueue(ChannelJournal& journal, std::function<void(absl::Status)> on_failure);
   ~CommitQueue();  // Shutdown()
@@ -32,9 +42,18 @@ class CommitQueue {
   // dropped. Idempotent. Not from a `then`.
   void Shutdown();
 
-  // Queues `changes`; `then` (optional) runs on the commit thread once they are durable. Items
-  // commit, and their `then` run, in the order they were enqueued. Thread-safe.
-  void Enqueue(JournalBatch changes, std::function<void()> then = nullptr);
+  // Queues `changes`; `then` (optional) runs on the committing thread (the commit thread, or one
+  // in CommitHereIfIdle) once they are durable. Items commit, and their `then` run, in the order
+  // they were enqueued, one transaction at a time. Thread-safe.
+  void Enqueue(JournalBatch changes, std::function<void()> then = nullptr,
+               CommitBy by = CommitBy::kThread);
+
+  // At light load (one item queued, no commit running) commits it, and runs its `then`, on the
+  // calling thread; otherwise the commit thread takes the queue (nothing waits for this call).
+  // Thread-safe; not from a `then`.
+  void CommitHereIfIdle();
+  // Wakes the commit thread for items queued with CommitBy::kCaller.
+  void CommitOnThread();
 
   // Blocks until everything enqueued before the call is committed (or the queue failed).
   void Flush();
@@ -47,6 +66,9 @@ class CommitQueue {
     std::function<void()> then;
   };
   void Run();
+  // One transaction of everything queued, its `then`s, and the accounting. Called with `lock`
+  // held, committing_ false and the queue not empty; returns with it held. False if it failed.
+  bool CommitBatch(std::unique_lock<std::mutex>& lock);
 
   ChannelJournal& journal_;
   std::function<void(absl::Status)> on_failure_;
@@ -56,6 +78,7 @@ class CommitQueue {
   std::deque<Item> queue_;
   uint64_t enqueued_ = 0;
   uint64_t finished_ = 0;
+  bool committing_ = false;  // a batch is being committed (by the thread or a caller)
   bool stopping_ = false;
   bool exited_ = false;  // the thread returned: Enqueue drops, Flush returns
   bool failed_ = false;

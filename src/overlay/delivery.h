@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -49,6 +50,13 @@ class EnvelopeOpener {
   // later on another thread, when the outcome is durable; the outcomes of one sender's envelopes
   // complete in the order they were opened. Thread-safe across senders.
   virtual void Open(v1::Envelope envelope, std::function<void(OpenOutcome)> done) = 0;
+
+  // Open, for a caller with no other envelope waiting to be opened (light load): the opener may
+  // then finish on the calling thread, `done` included, instead of handing the outcome to another
+  // thread (overlay/commit_queue.h). Under load, Open batches better.
+  virtual void OpenAlone(v1::Envelope envelope, std::function<void(OpenOutcome)> done) {
+    Open(std::move(envelope), std::move(done));
+  }
 
   // Records that handling of an inbox message ended, whatever its outcome (removes the row).
   // `durable`, if given, runs once the removal is committed (never if the store failed or

@@ -422,16 +422,19 @@ absl::StatusOr<std::optional<Bytes>> StoreJournal::FindAnswered(std::string_view
                                                                 uint64_t now_ms) {
   std::optional<Bytes> reply;
   NL_RETURN_IF_ERROR(store_.WithDatabase([&](SQLite::Database& db) -> absl::Status {
-    SQLite::Statement q(db,
-                        "SELECT reply FROM answered WHERE peer = ? AND request_id = ? "
-                        "AND expires_ms >= ?");
+    // Once per request handled: prepared once (the connection lock guards the cache, as in
+    // Commit), and reset before the lock goes so that no read stays open.
+    SQLite::Statement& q = Prepared(db,
+                                    "SELECT reply FROM answered WHERE peer = ? AND request_id = ? "
+                                    "AND expires_ms >= ?");
     q.bind(1, std::string(peer));
     q.bind(2, std::string(request_id));
     q.bind(3, static_cast<int64_t>(now_ms));
     if (!q.executeStep()) return absl::OkStatus();
-    NL_ASSIGN_OR_RETURN(
-        core::SecretBytes plain,
-        store_.Unseal(BlobOf(q.getColumn(0)), keys::AnsweredContext(peer, request_id)));
+    Bytes sealed = BlobOf(q.getColumn(0));
+    q.reset();
+    NL_ASSIGN_OR_RETURN(core::SecretBytes plain,
+                        store_.Unseal(sealed, keys::AnsweredContext(peer, request_id)));
     reply = Unsealed(plain);
     return absl::OkStatus();
   }));

@@ -42,9 +42,9 @@ class StoreJournal final : public ChannelJournal {
   absl::StatusOr<std::vector<std::string>> TakeRenewRequests() override;
 
  private:
-  // Commit's statements, prepared once and reused (at light load each commit would otherwise
-  // spend more time preparing them than running them). Used only inside the store's
-  // transaction, which serializes them.
+  // Statements of Commit and FindAnswered, prepared once and reused (at light load each commit
+  // would otherwise spend more time preparing them than running them). Used only inside the
+  // store's WithTransaction or WithDatabase, whose connection lock serializes them.
   SQLite::Statement& Prepared(SQLite::Database& db, std::string_view sql);
   // A row's inner message from its columns inner, body_key, body_bytes (from `first`): in the
   // row, or in its body file when body_key is set.

@@ -3,13 +3,17 @@
 #include <utility>
 
 #include "core/status.h"
+#include "core/thread_name.h"
 
 namespace nodelink::router {
 
 PeriodicTimer::PeriodicTimer(std::chrono::milliseconds interval, std::function<void()> tick)
     : interval_(interval), tick_(std::move(tick)) {
   if (interval_.count() <= 0) core::Die("PeriodicTimer: the interval must be positive");
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    core::NameThisThread("nl-timer");
+    Run();
+  });
 }
 
 PeriodicTimer::~PeriodicTimer() { Stop(); }

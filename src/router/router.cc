@@ -312,12 +312,18 @@ void Router::Impl::OpenEnvelope(v1::Envelope envelope) {
   // (overlay/delivery.h), so a Sealed never overtakes the SetupReply ahead of it.
   Bytes message_id = ToBytes(envelope.message_id());
   std::string sender = envelope.sender();
-  opener_.Open(std::move(envelope), [weak = weak_from_this(), message_id = std::move(message_id),
-                                     sender = std::move(sender)](overlay::OpenOutcome outcome) {
+  auto done = [weak = weak_from_this(), message_id = std::move(message_id),
+               sender = std::move(sender)](overlay::OpenOutcome outcome) {
     if (std::shared_ptr<Impl> impl = weak.lock()) {
       impl->OnOpened(message_id, sender, std::move(outcome));
     }
-  });
+  };
+  // Alone: this is the only envelope not yet acknowledged, so nothing would batch with it.
+  if (inbox_depth_.load(std::memory_order_relaxed) <= 1) {
+    opener_.OpenAlone(std::move(envelope), std::move(done));
+  } else {
+    opener_.Open(std::move(envelope), std::move(done));
+  }
 }
 
 void Router::Impl::OnOpened(const Bytes& message_id, const std::string& sender,
@@ -339,10 +345,12 @@ void Router::Impl::OnOpened(const Bytes& message_id, const std::string& sender,
     overflow_warned_.store(false);
   }
   if (outcome.code == messages::ReceiveCode::kOk && outcome.message.has_value()) {
-    // Outcomes of one sender complete in open order, so dispatches queue in arrival order.
-    executor_.Post(HandleStrand(sender), [this, message = std::move(*outcome.message)]() mutable {
-      DispatchMessage(std::move(message));
-    });
+    // Outcomes of one sender complete in open order, so dispatches queue in arrival order. When
+    // the open committed on this worker (overlay/commit_queue.h), it goes on to the dispatch.
+    executor_.PostNext(HandleStrand(sender),
+                       [this, message = std::move(*outcome.message)]() mutable {
+                         DispatchMessage(std::move(message));
+                       });
   } else if (outcome.message.has_value()) {
     CompleteInbox(outcome.message->inbox_id);  // refused: nothing to handle
   }

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "core/status.h"
+#include "core/thread_name.h"
 
 namespace nodelink::router {
 namespace {
@@ -10,6 +11,10 @@ namespace {
 // Tasks a worker runs from one strand before it lets other strands have a turn. Small enough for
 // fairness between peers, large enough to save a wake-up per message on a busy strand.
 constexpr int kTasksPerTurn = 8;
+
+// The executor whose worker this thread is, and the wake-ups its running task put off (PostNext).
+thread_local const StrandExecutor* tl_worker_of = nullptr;
+thread_local size_t tl_wakes_owed = 0;
 
 }  // namespace
 
@@ -25,10 +30,23 @@ void StrandExecutor::Start() {
   started_ = true;
   if (stopping_) return;
   threads_.reserve(worker_count_);
-  for (size_t i = 0; i < worker_count_; ++i) threads_.emplace_back([this] { RunWorker(); });
+  for (size_t i = 0; i < worker_count_; ++i)
+    threads_.emplace_back([this] {
+      core::NameThisThread("nl-worker");
+      RunWorker();
+    });
 }
 
 bool StrandExecutor::Post(const std::string& key, Task task) {
+  return PostImpl(key, std::move(task), Wake::kNow);
+}
+
+bool StrandExecutor::PostNext(const std::string& key, Task task) {
+  return PostImpl(key, std::move(task),
+                  tl_worker_of == this ? Wake::kAfterCurrentTask : Wake::kNow);
+}
+
+bool StrandExecutor::PostImpl(const std::string& key, Task task, Wake wake) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) return false;
@@ -39,6 +57,10 @@ bool StrandExecutor::Post(const std::string& key, Task task) {
     if (strand->scheduled) return true;
     strand->scheduled = true;
     ready_.push_back(strand.get());
+  }
+  if (wake == Wake::kAfterCurrentTask) {
+    ++tl_wakes_owed;  // RunWorker settles it when the task returns
+    return true;
   }
   ready_cv_.notify_one();
   return true;
@@ -85,6 +107,7 @@ void StrandExecutor::DropIdleStrands() {
 }
 
 void StrandExecutor::RunWorker() {
+  tl_worker_of = this;
   std::unique_lock lock(mu_);
   while (true) {
     ready_cv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
@@ -100,6 +123,13 @@ void StrandExecutor::RunWorker() {
       task();
       task = nullptr;  // release captures before taking the lock again
       lock.lock();
+      if (tl_wakes_owed > 0) {
+        // Strands the task posted with PostNext: this worker takes one of them next if its turn
+        // ends here; other workers are woken for the rest.
+        const bool turn_goes_on = turn + 1 < kTasksPerTurn && !strand->tasks.empty() && !stopping_;
+        for (size_t i = turn_goes_on ? 0 : 1; i < tl_wakes_owed; ++i) ready_cv_.notify_one();
+        tl_wakes_owed = 0;
+      }
     }
     if (!strand->tasks.empty() && !stopping_) {
       ready_.push_back(strand);

@@ -12,6 +12,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/thread_name.h"
 #include "messages/envelope_check.h"
 #include "messages/names.h"
 #include "nodelink/v1/hub.grpc.pb.h"
@@ -44,8 +45,9 @@ class HubClient::Impl {
   void Stop();
   HubClientStats stats() const;
 
-  // From the stream's reactions (gRPC threads), without the stream's lock held.
-  void OnFrame(Stream* stream, v1::HubFrame& frame);
+  // From the stream's reactions (gRPC threads), without the stream's lock held. Returns a pushed
+  // envelope to hand to on_envelope_ (the caller does, with no lock held).
+  std::optional<v1::Envelope> OnFrame(Stream* stream, v1::HubFrame& frame);
   void OnStreamDone(Stream* stream, const grpc::Status& status);
 
  private:
@@ -123,8 +125,12 @@ class HubClient::Impl::Stream final
       }
       return;
     }
-    owner_->OnFrame(this, in_);
+    std::optional<v1::Envelope> pushed = owner_->OnFrame(this, in_);
     in_.Clear();
+    // Handed over here rather than on the transport thread: reads of a stream complete one at a
+    // time, in order, and the next stream starts only after this one's OnDone, so pushes still
+    // arrive one at a time in hub order; the receiver's own thread hand-off is then the only one.
+    if (pushed) owner_->on_envelope_(*std::move(pushed));
     StartRead(&in_);
   }
 
@@ -212,7 +218,10 @@ absl::Status HubClient::Impl::Init() {
   }
   channel_ = grpc::CreateCustomChannel(options_.target, creds, args);
   stub_ = v1::Hub::NewStub(channel_);
-  worker_ = std::thread([this] { RunWorker(); });
+  worker_ = std::thread([this] {
+    core::NameThisThread("nl-transport");
+    RunWorker();
+  });
   return absl::OkStatus();
 }
 
@@ -332,9 +341,9 @@ void HubClient::Impl::Answer(const std::string& message_id, HubAnswer answer,
   outbox_.erase(it);
 }
 
-void HubClient::Impl::OnFrame(Stream* stream, v1::HubFrame& frame) {
+std::optional<v1::Envelope> HubClient::Impl::OnFrame(Stream* stream, v1::HubFrame& frame) {
   std::lock_guard lock(mu_);
-  if (stream != stream_) return;
+  if (stream != stream_) return std::nullopt;
   switch (frame.frame_case()) {
     case v1::HubFrame::kWelcome: {
       welcomed_ = true;
@@ -369,16 +378,16 @@ void HubClient::Impl::OnFrame(Stream* stream, v1::HubFrame& frame) {
         ++it;
       }
       state_cv_.notify_all();
-      return;
+      return std::nullopt;
     }
     case v1::HubFrame::kAccepted:
       Answer(frame.accepted().message_id(), HubAnswer{true, v1::CODE_UNSPECIFIED, ""}, nullptr);
-      return;
+      return std::nullopt;
     case v1::HubFrame::kRejected:
       Answer(frame.rejected().message_id(),
              HubAnswer{false, frame.rejected().code(), frame.rejected().detail()},
              &frame.rejected());
-      return;
+      return std::nullopt;
     case v1::HubFrame::kEnvelope: {
       ++stats_.pushed;
       v1::Envelope envelope;
@@ -391,15 +400,15 @@ void HubClient::Impl::OnFrame(Stream* stream, v1::HubFrame& frame) {
         v1::ClientFrame ack;
         ack.mutable_delivered()->set_message_id(envelope.message_id());
         stream_->Write(std::move(ack));
-        return;
+        return std::nullopt;
       }
       ++pushed_unacked_[envelope.message_id()];
-      Post([this, envelope = std::move(envelope)]() mutable { on_envelope_(std::move(envelope)); });
-      return;
+      return envelope;
     }
     case v1::HubFrame::FRAME_NOT_SET:
-      return;
+      break;
   }
+  return std::nullopt;
 }
 
 void HubClient::Impl::OnStreamDone(Stream* stream, const grpc::Status& status) {

@@ -56,12 +56,13 @@ struct HubClientStats {
   int64_t clock_offset_ms = 0;  // this node's clock minus the hub's, at the last Welcome
 };
 
-// Thread-safe. All callbacks run on one transport thread owned by the client, in order, one at a
-// time; they must not block for long and must not call Stop().
+// Thread-safe. Callbacks run one at a time, in order: `done` and on_late_rejection on a transport
+// thread owned by the client, on_envelope on the gRPC thread that read the push. They must not
+// block for long and must not call Stop().
 class HubClient {
  public:
-  // on_envelope: called for each envelope the hub pushes, in arrival order, one at a time, on the
-  // transport thread; it must not block (the node hands it to its router). The receiver later
+  // on_envelope: called for each envelope the hub pushes, in arrival order, one at a time, on a
+  // gRPC thread; it must not block (the node hands it to its router). The receiver later
   // calls Acknowledge(message_id) once the outcome is durable. Errors: INVALID_ARGUMENT for an
   // insecure client with a non-loopback target, missing ids, unusable TLS material.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<HubClient>> Start(

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "core/status.h"
+#include "core/thread_name.h"
 #include "messages/names.h"
 #include "spdlog/spdlog.h"
 #include "transport/hub_stream.h"
@@ -230,6 +231,7 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
   }
   if (options_.expiry_interval_ms > 0) {
     expiry_thread_ = std::thread([this] {
+      core::NameThisThread("nl-expiry");
       RunEvery(std::chrono::milliseconds(options_.expiry_interval_ms), [this] {
         absl::StatusOr<uint64_t> n = relay_->ExpireNow();
         if (!n.ok()) spdlog::error("hub: expiry pass failed: {}", n.status().ToString());
@@ -242,6 +244,7 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
         "delayed or corrupted on purpose. For tests only; never for real data.",
         DescribeFaults(options_.faults));
     fault_thread_ = std::thread([this] {
+      core::NameThisThread("nl-faults");
       RunEvery(std::chrono::milliseconds(5), [this] { relay_->ReleaseHeldPushes(); });
     });
   }

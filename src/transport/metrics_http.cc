@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/thread_name.h"
 #include "spdlog/spdlog.h"
 
 namespace nodelink::transport {
@@ -94,7 +95,10 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
 MetricsHttpServer::MetricsHttpServer(int listen_fd, int wake_fd, int port,
                                      std::function<std::string()> render)
     : listen_fd_(listen_fd), wake_fd_(wake_fd), port_(port), render_(std::move(render)) {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    core::NameThisThread("nl-metrics");
+    Run();
+  });
 }
 
 MetricsHttpServer::~MetricsHttpServer() { Stop(); }

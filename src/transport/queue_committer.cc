@@ -3,6 +3,7 @@
 #include <chrono>
 #include <utility>
 
+#include "core/thread_name.h"
 #include "spdlog/spdlog.h"
 
 namespace nodelink::transport {
@@ -22,7 +23,10 @@ size_t HistogramBucket(size_t appends) {
 
 QueueCommitter::QueueCommitter(std::unique_ptr<QueueStore> store, CommitterOptions options)
     : store_(std::move(store)), options_(options), totals_(store_->Totals()) {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    core::NameThisThread("nl-queue-commit");
+    Run();
+  });
 }
 
 QueueCommitter::~QueueCommitter() { Stop(); }

@@ -538,7 +538,7 @@ TEST_CASE("migrations: a version 1 store gains the body-file columns (version 2)
   REQUIRE(KeyStore::Create(path, Pass("pw"), KdfProfile::kMinimal, options).ok());
   auto store = KeyStore::Open(path, Pass("pw"), FastOptions(clock));
   REQUIRE(store.ok());
-  CHECK((*store)->schema_version() == 2);
+  CHECK((*store)->schema_version() == kStoreSchemaVersion);
   CHECK((*store)
             ->WithDatabase([](SQLite::Database& db) {
               db.exec("SELECT body_key, body_bytes FROM inbox");
@@ -546,6 +546,39 @@ TEST_CASE("migrations: a version 1 store gains the body-file columns (version 2)
               return absl::OkStatus();
             })
             .ok());
+}
+
+TEST_CASE("migrations: a version 2 store gains the expiry indexes (version 3)") {
+  TempDir dir;
+  core::ManualClock clock;
+  const std::string path = dir.File("store.db");
+  std::vector<Migration> v2 = {DefaultMigrations()[0], DefaultMigrations()[1]};
+  StoreOptions options = FastOptions(clock);
+  options.migrations = &v2;
+  REQUIRE(KeyStore::Create(path, Pass("pw"), KdfProfile::kMinimal, options).ok());
+  auto store = KeyStore::Open(path, Pass("pw"), FastOptions(clock));
+  REQUIRE(store.ok());
+  CHECK((*store)->schema_version() == kStoreSchemaVersion);
+  // The deletes of the expiry pass (overlay/store_journal.cc) search an index instead of scanning
+  // tables that hold an hour of traffic.
+  const std::vector<std::pair<std::string, std::string>> prunes = {
+      {"DELETE FROM sent WHERE sent_at_ms < 1", "sent_by_time"},
+      {"DELETE FROM answered WHERE expires_ms < 1", "answered_by_expiry"},
+      {"DELETE FROM setup_log WHERE seen_ms < 1", "setup_log_by_time"},
+  };
+  for (const auto& [sql, index] : prunes) {
+    CAPTURE(sql);
+    std::string plan;
+    REQUIRE((*store)
+                ->WithDatabase([&](SQLite::Database& db) {
+                  SQLite::Statement q(db, "EXPLAIN QUERY PLAN " + sql);
+                  while (q.executeStep()) plan += q.getColumn(3).getString() + "; ";
+                  return absl::OkStatus();
+                })
+                .ok());
+    CAPTURE(plan);
+    CHECK(plan.find("USING INDEX " + index) != std::string::npos);
+  }
 }
 
 TEST_CASE("every sealed column's SQL context matches the C++ context builders") {

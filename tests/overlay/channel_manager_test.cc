@@ -122,6 +122,32 @@ TEST_CASE("one round trip sets up a channel; messages arrive in order") {
   CHECK(b.manager->counters().setups_started == 0);
 }
 
+TEST_CASE("at light load OpenAlone commits on the caller's thread: the outcome is in on return") {
+  Federation fed;
+  TestNode& a = fed.AddNode("node-a");
+  TestNode& b = fed.AddNode("node-b");
+  auto setup = fed.SendApp(a, "node-b", "first");
+  fed.relay().Pump();
+  REQUIRE(setup->Wait().ok());
+  auto sent = fed.SendApp(a, "node-b", "second");
+  std::vector<v1::Envelope> queued = fed.relay().Take("node-b", 1);
+  REQUIRE(queued.size() == 1);
+  b.manager->Flush();  // nothing of b's own still committing: light load
+  std::optional<OpenOutcome> outcome;
+  std::thread::id ran_on;
+  b.manager->OpenAlone(queued[0], [&](OpenOutcome o) {
+    ran_on = std::this_thread::get_id();
+    outcome = std::move(o);
+  });
+  REQUIRE(outcome.has_value());  // no other thread involved, no wait
+  CHECK(ran_on == std::this_thread::get_id());
+  CHECK(outcome->code == messages::ReceiveCode::kOk);
+  REQUIRE(outcome->message.has_value());
+  CHECK(outcome->message->inner.app().payload() == "second");
+  b.manager->Complete(outcome->message->inbox_id);
+  CHECK(sent->Wait().ok());
+}
+
 TEST_CASE("concurrent sends to a new peer share one setup") {
   Federation fed;
   TestNode& a = fed.AddNode("node-a");

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -126,13 +127,15 @@ class Relay {
   }
 
   // Opens `envelope` at its recipient (as the router would: one at a time) and waits for the
-  // outcome to be durable.
+  // outcome to be durable. Deliveries alternate between Open and OpenAlone, the router's two
+  // ways (by load), so that every test covers both.
   messages::ReceiveCode Deliver(const v1::Envelope& envelope) {
     TestNode& node = *nodes_.at(envelope.recipient());
     std::mutex m;
     std::condition_variable cv;
     std::optional<messages::ReceiveCode> code;
-    node.manager->Open(envelope, [&](OpenOutcome outcome) {
+    auto open = ++deliveries_ % 2 == 0 ? &ChannelManager::Open : &ChannelManager::OpenAlone;
+    (node.manager.get()->*open)(envelope, [&](OpenOutcome outcome) {
       {
         std::lock_guard lock(node.mu);
         node.outcomes.push_back(outcome.code);
@@ -190,6 +193,7 @@ class Relay {
   std::map<std::string, v1::Code> reject_to_;
   std::map<std::string, TestNode*> nodes_;
   uint64_t sent_ = 0;
+  std::atomic<uint64_t> deliveries_{0};
 };
 
 // Everything a test needs: clock, CA, relay and nodes.

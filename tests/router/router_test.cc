@@ -400,6 +400,21 @@ TEST_CASE("router: acknowledgement waits for the durable outcome; the inbox boun
   CHECK(c.acknowledged == 6);
 }
 
+TEST_CASE("router: an envelope alone is opened with OpenAlone, one of several with Open") {
+  RouterFixture f("alice", TestOptions(2), TestOpener::DoneMode::kHeld);
+  // Queued before Start: three unacknowledged at once, so none is alone.
+  for (int i = 0; i < 3; ++i) f.router->Submit(MakeEnvelope("bob", "alice", AppInner("t"), i + 1));
+  f.router->Start();
+  REQUIRE(Eventually([&] { return f.opener.held() == 3; }));
+  CHECK(f.opener.alone_opens() == 0);
+  CHECK(f.opener.ReleaseHeld() == 3);
+  // Light load: the next one is the only envelope not yet acknowledged.
+  f.router->Submit(MakeEnvelope("bob", "alice", AppInner("t"), 4));
+  REQUIRE(Eventually([&] { return f.opener.held() == 1; }));
+  CHECK(f.opener.alone_opens() == 1);
+  CHECK(f.opener.ReleaseHeld() == 1);
+}
+
 TEST_CASE("router: 1,000 requests waiting for late data do not stall an unrelated message") {
   RouterFixture f("alice", TestOptions(2));
   // Secagg-style: key requests held until their context has started (PROTOCOL.md section 8).

@@ -102,6 +102,19 @@ overlay::OpenOutcome TestOpener::Decide(const v1::Envelope& envelope) {
   return outcome;
 }
 
+void TestOpener::OpenAlone(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done) {
+  {
+    std::lock_guard lock(mu_);
+    ++alone_opens_;
+  }
+  Open(std::move(envelope), std::move(done));
+}
+
+size_t TestOpener::alone_opens() const {
+  std::lock_guard lock(mu_);
+  return alone_opens_;
+}
+
 void TestOpener::Open(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done) {
   const std::string sender = envelope.sender();
   {

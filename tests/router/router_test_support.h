@@ -59,6 +59,8 @@ class TestOpener final : public overlay::EnvelopeOpener {
   ~TestOpener() override;
 
   void Open(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done) override;
+  // Counted, then as Open.
+  void OpenAlone(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done) override;
   void Complete(uint64_t inbox_id, std::function<void()> durable = nullptr) override;
   std::vector<overlay::InboxMessage> PendingInbox() override;
 
@@ -73,6 +75,7 @@ class TestOpener final : public overlay::EnvelopeOpener {
   // Open calls that overlapped another Open of the same sender (must stay 0).
   size_t overlapping_opens() const;
   std::map<uint64_t, int> completed() const;  // inbox_id -> Complete calls
+  size_t alone_opens() const;                 // OpenAlone calls
 
  private:
   overlay::OpenOutcome Decide(const v1::Envelope& envelope);
@@ -86,6 +89,7 @@ class TestOpener final : public overlay::EnvelopeOpener {
   bool stopping_ = false;
   std::set<std::string> opening_;
   size_t overlapping_ = 0;
+  size_t alone_opens_ = 0;
   uint64_t next_inbox_id_ = 1;
   std::map<std::string, messages::ReceiveCode> refuse_;
   std::deque<std::pair<std::function<void(overlay::OpenOutcome)>, overlay::OpenOutcome>> held_;

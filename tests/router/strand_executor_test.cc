@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "router_test_support.h"
@@ -56,6 +57,46 @@ TEST_CASE("strand executor: tasks of one key run in order, one at a time; keys r
     executor.DropIdleStrands();
     return executor.StrandCount() == 0;
   }));
+}
+
+TEST_CASE("strand executor: PostNext from a task runs the strand on that worker once it returns") {
+  std::atomic<std::thread::id> poster{}, runner{};
+  std::atomic<bool> poster_returned{false}, saw_return{false};
+  Gate ran;
+  StrandExecutor executor(2);  // after what its tasks use: its workers are joined first
+  executor.Start();
+  executor.Post("a", [&] {
+    poster = std::this_thread::get_id();
+    executor.PostNext("b", [&] {
+      runner = std::this_thread::get_id();
+      saw_return = poster_returned.load();
+      ran.Open();
+    });
+    poster_returned = true;
+  });
+  REQUIRE(ran.Wait());
+  CHECK(runner.load() == poster.load());
+  CHECK(saw_return.load());  // after the posting task, not inside it
+}
+
+TEST_CASE("strand executor: PostNext wakes another worker when the poster's strand goes on") {
+  std::atomic<bool> b_ran{false};
+  Gate b_done;
+  StrandExecutor executor(2);
+  executor.Post("a", [&] { executor.PostNext("b", [&] { b_done.Open(); }); });
+  // The next task of strand "a" waits for "b": only another worker can run it meanwhile.
+  executor.Post("a", [&] { b_ran = b_done.Wait(); });
+  executor.Start();
+  REQUIRE(Eventually([&] { return b_done.is_open(); }));
+  REQUIRE(Eventually([&] { return b_ran.load(); }));
+}
+
+TEST_CASE("strand executor: PostNext from outside a worker is Post") {
+  Gate ran;
+  StrandExecutor executor(1);
+  executor.Start();
+  CHECK(executor.PostNext("a", [&] { ran.Open(); }));
+  CHECK(ran.Wait());
 }
 
 TEST_CASE("strand executor: Stop drops queued tasks and refuses new ones") {

@@ -86,7 +86,8 @@ class Bench {
   std::optional<json> Result(Subprocess& child, const std::string& key,
                              std::chrono::seconds timeout);
   json Throughput(const std::string& kind, size_t size);
-  json RoundTrips(uint64_t count, uint32_t concurrency);
+  // kind: "nodelink" (echo and requester nodes) or "raw" (the same hub, no crypto, no store).
+  json RoundTrips(const std::string& kind, uint64_t count, uint32_t concurrency);
   json SecureSum(int parties);
   void Note(const std::string& line) {
     if (!options_.json) std::cerr << "nodelink-bench: " << line << std::endl;
@@ -166,15 +167,18 @@ json Bench::Throughput(const std::string& kind, size_t size) {
   return out;
 }
 
-json Bench::RoundTrips(uint64_t count, uint32_t concurrency) {
-  json out = {{"payload_bytes", 64}, {"in_flight", concurrency}};
-  auto echo = Role("echo", kSink, "", "", 0, 0, 1, 256);
+json Bench::RoundTrips(const std::string& kind, uint64_t count, uint32_t concurrency) {
+  json out = {{"kind", kind}, {"payload_bytes", 64}, {"in_flight", concurrency}};
+  const bool raw = kind == "raw";
+  auto echo = Role(raw ? "raw-echo" : "echo", kSink, "", "", 0, 0, 1, 256);
   if (!echo || !Result(*echo, "ready", std::chrono::seconds(60))) {
     failed_ = true;
     out["error"] = "the echo participant did not start";
     return out;
   }
-  auto requester = Role("requester", kSource, kSink, "", count, 64, concurrency, 256);
+  const std::string tag = "rt-" + std::to_string(++run_);
+  auto requester =
+      Role(raw ? "raw-requester" : "requester", kSource, kSink, tag, count, 64, concurrency, 256);
   auto r = requester ? Result(*requester, "replies", std::chrono::seconds(900)) : std::nullopt;
   echo->Signal(SIGTERM);
   echo->Wait(std::chrono::seconds(10));
@@ -190,7 +194,7 @@ json Bench::RoundTrips(uint64_t count, uint32_t concurrency) {
               {"p99_us", (*r)["p99_us"]},
               {"p999_us", (*r)["p999_us"]},
               {"replies_per_second", static_cast<double>(count) / seconds}});
-  Note("round trips, " + std::to_string(concurrency) + " in flight: p50 " +
+  Note(kind + " round trips, " + std::to_string(concurrency) + " in flight: p50 " +
        Fixed((*r)["p50_us"].get<double>()) + " us");
   return out;
 }
@@ -264,9 +268,12 @@ int Bench::Run() {
     const uint64_t heavy = std::max<uint64_t>(200, static_cast<uint64_t>(20000 * options_.scale));
     for (auto [count, in_flight] : {std::pair{light, 1u}, std::pair{heavy, 32u}}) {
       if (!Runs("round-trips")) break;
-      json trips = RoundTrips(count, in_flight);
-      trips["queue"] = queue;
-      report["round_trips"].push_back(trips);
+      for (const char* kind : {"nodelink", "raw"}) {
+        if (std::string(kind) == "raw" && std::string(queue) != "memory") continue;
+        json trips = RoundTrips(kind, count, in_flight);
+        trips["queue"] = queue;
+        report["round_trips"].push_back(trips);
+      }
     }
     if (std::string(queue) == "sqlite" && Runs("secure-sum")) {
       for (int n : options_.secure_sum_parties) report["secure_sum"].push_back(SecureSum(n));
@@ -322,18 +329,31 @@ void Bench::PrintTable(const json& r) const {
                     ? (std::to_string((*durable)["hub_rss_kib"].get<long>() / 1024) + " MiB").c_str()
                     : "-");
   }
-  std::cout << "\nRequest/reply round trips, 64 B:\n";
+  std::cout << "\nRequest/reply round trips, 64 B (raw relay: the memory-queue hub and TLS, no "
+               "crypto, no store):\n";
+  auto raw_p50 = [&](const json& in_flight) -> double {
+    for (const json& t : section("round_trips")) {
+      if (t["kind"] == "raw" && t["in_flight"] == in_flight && t.contains("p50_us")) {
+        return t["p50_us"].get<double>();
+      }
+    }
+    return 0;
+  };
   for (const json& t : section("round_trips")) {
-    const std::string hub = t["queue"] == "sqlite" ? "durable hub" : "memory-queue hub";
+    const std::string who = t["kind"] == "raw"       ? "raw relay"
+                            : t["queue"] == "sqlite" ? "nodelink, durable hub"
+                                                     : "nodelink, memory-queue hub";
     if (!t.contains("p50_us")) {
-      std::cout << "  " << hub << ", " << t["in_flight"]
-                << " in flight: FAILED " << t.value("error", "") << "\n";
+      std::cout << "  " << who << ", " << t["in_flight"] << " in flight: FAILED "
+                << t.value("error", "") << "\n";
       continue;
     }
-    std::cout << "  " << hub << ", " << t["in_flight"] << " in flight: p50 " << Fixed(t["p50_us"].get<double>())
+    const double p50 = t["p50_us"].get<double>(), raw = raw_p50(t["in_flight"]);
+    std::cout << "  " << who << ", " << t["in_flight"] << " in flight: p50 " << Fixed(p50)
               << " us, p99 " << Fixed(t["p99_us"].get<double>()) << " us, p99.9 "
               << Fixed(t["p999_us"].get<double>()) << " us, "
-              << Fixed(t["replies_per_second"].get<double>()) << " replies/s\n";
+              << Fixed(t["replies_per_second"].get<double>()) << " replies/s"
+              << (t["kind"] != "raw" && raw > 0 ? ", p50/raw " + Fixed(p50 / raw, 1) : "") << "\n";
   }
   std::cout << "\nSecure sum (cold channels, daemons connected):\n";
   for (const json& t : section("secure_sum")) {

@@ -40,9 +40,12 @@ int main(int argc, char** argv) {
   CLI::App* participant = app.add_subcommand(
       "participant", "one participant role; nodelink-bench starts these itself");
   nodelink::tools::AddParticipantFlags(*participant, role.participant);
-  participant->add_option("--role", role.role, "sink, source, echo, requester, raw-sink, raw-source")
+  participant
+      ->add_option("--role", role.role,
+                   "sink, source, echo, requester, raw-sink, raw-source, raw-echo, raw-requester")
       ->required()
-      ->check(CLI::IsMember({"sink", "source", "echo", "requester", "raw-sink", "raw-source"}));
+      ->check(CLI::IsMember({"sink", "source", "echo", "requester", "raw-sink", "raw-source",
+                             "raw-echo", "raw-requester"}));
   participant->add_option("--peer", role.peer, "the other participant's node id");
   participant->add_option("--tag", role.tag, "names this run's messages");
   participant->add_option("--count", role.count, "messages to send or to wait for");

@@ -1,5 +1,7 @@
 #include "roles.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -7,8 +9,8 @@
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/bytes.h"
@@ -140,6 +142,20 @@ int Echo(Node& node) {
   return 0;
 }
 
+// p50, p99 and p99.9 of round-trip times, in microseconds.
+json LatencyQuantiles(std::vector<int64_t> ns) {
+  std::sort(ns.begin(), ns.end());
+  auto quantile_us = [&](double q) {
+    if (ns.empty()) return 0.0;
+    size_t i = std::min(ns.size() - 1, static_cast<size_t>(q * static_cast<double>(ns.size())));
+    return static_cast<double>(ns[i]) / 1000.0;
+  };
+  return {{"replies", ns.size()},
+          {"p50_us", quantile_us(0.5)},
+          {"p99_us", quantile_us(0.99)},
+          {"p999_us", quantile_us(0.999)}};
+}
+
 int Requester(Node& node, const RoleFlags& f) {
   auto warm = node.Request(f.peer, {"echo", "", "", ""}, kConnectTimeout);
   if (!warm.ok()) return Fail("warm-up request failed: " + std::string(warm.status().message()));
@@ -158,15 +174,10 @@ int Requester(Node& node, const RoleFlags& f) {
     return absl::OkStatus();
   });
   const int64_t end = MonotonicNs();
-  std::sort(latencies_ns.begin(), latencies_ns.end());
-  auto quantile_us = [&](double q) {
-    if (latencies_ns.empty()) return 0.0;
-    size_t i = std::min(latencies_ns.size() - 1, static_cast<size_t>(q * latencies_ns.size()));
-    return static_cast<double>(latencies_ns[i]) / 1000.0;
-  };
-  Print({{"replies", latencies_ns.size()}, {"failed", s.failed}, {"error", s.first_error},
-         {"p50_us", quantile_us(0.5)}, {"p99_us", quantile_us(0.99)},
-         {"p999_us", quantile_us(0.999)}, {"start_ns", start}, {"end_ns", end}});
+  json out = LatencyQuantiles(std::move(latencies_ns));
+  out.update(
+      {{"failed", s.failed}, {"error", s.first_error}, {"start_ns", start}, {"end_ns", end}});
+  Print(out);
   return s.failed == 0 ? 0 : 1;
 }
 
@@ -241,12 +252,29 @@ int RawSink(const RoleFlags& f) {
   return 0;
 }
 
+// A structurally valid Sealed of the size a real one of `payload` bytes has (lp framing, a DER
+// signature and the AEAD tag): the hub relays it without opening it, as it relays every one.
+v1::Envelope RawEnvelope(const RawLink& link, const std::string& peer,
+                         const std::string& channel_id, uint64_t seq, size_t payload) {
+  v1::Envelope e;
+  e.set_version(messages::kProtocolVersion);
+  e.set_federation(link.federation);
+  e.set_sender(link.node_id);
+  e.set_recipient(peer);
+  e.set_message_id(ToString(core::RandomBytes(messages::kIdBytes)));
+  e.set_sent_at_ms(core::SystemClock::Get().NowMs());
+  v1::Sealed* s = e.mutable_sealed();
+  s->set_channel_id(channel_id);
+  s->set_seq(seq);
+  s->set_salt(std::string(messages::kSaltBytes, 's'));
+  s->set_nonce(std::string(messages::kNonceBytes, 'n'));
+  s->set_ciphertext(std::string(payload + 4 + 4 + 72 + 16 + 32, 'c'));
+  return e;
+}
+
 int RawSource(const RoleFlags& f) {
   auto link = RawConnect(f, [](v1::Envelope) {});
   if (!link.ok()) return Fail(std::string(link.status().message()));
-  // A structurally valid Sealed of the size a real one of this payload has (lp framing, a DER
-  // signature and the AEAD tag): the hub relays it without opening it, as it relays every one.
-  const std::string ciphertext(f.size + 4 + 4 + 72 + 16 + 32, 'c');
   const std::string channel_id = RunChannelId(f.tag);
   std::mutex mu;
   std::condition_variable cv;
@@ -259,31 +287,90 @@ int RawSource(const RoleFlags& f) {
       cv.wait(lock, [&] { return in_flight < window; });
       ++in_flight;
     }
-    v1::Envelope e;
-    e.set_version(messages::kProtocolVersion);
-    e.set_federation(link->federation);
-    e.set_sender(link->node_id);
-    e.set_recipient(f.peer);
-    e.set_message_id(ToString(core::RandomBytes(messages::kIdBytes)));
-    e.set_sent_at_ms(core::SystemClock::Get().NowMs());
-    v1::Sealed* s = e.mutable_sealed();
-    s->set_channel_id(channel_id);
-    s->set_seq(i + 1);
-    s->set_salt(std::string(messages::kSaltBytes, 's'));
-    s->set_nonce(std::string(messages::kNonceBytes, 'n'));
-    s->set_ciphertext(ciphertext);
-    link->client->Send(std::move(e), [&](transport::HubAnswer answer) {
-      std::lock_guard lock(mu);
-      --in_flight;
-      ++answered;
-      if (!answer.accepted) ++failed;
-      cv.notify_all();
-    });
+    link->client->Send(RawEnvelope(*link, f.peer, channel_id, i + 1, f.size),
+                       [&](transport::HubAnswer answer) {
+                         std::lock_guard lock(mu);
+                         --in_flight;
+                         ++answered;
+                         if (!answer.accepted) ++failed;
+                         cv.notify_all();
+                       });
   }
   std::unique_lock lock(mu);
   cv.wait(lock, [&] { return answered == f.count; });
   Print({{"sent", f.count - failed}, {"failed", failed}, {"start_ns", start},
          {"end_ns", MonotonicNs()}});
+  return failed == 0 ? 0 : 1;
+}
+
+// The round-trip ceiling: what the echo gets, it acknowledges and sends straight back.
+int RawEcho(const RoleFlags& f) {
+  std::mutex mu;
+  RawLink* link = nullptr;
+  auto connected = RawConnect(f, [&](v1::Envelope e) {
+    std::lock_guard lock(mu);
+    if (link == nullptr) return;  // not acknowledged: pushed again after a reconnect
+    link->client->Acknowledge(e.message_id());
+    v1::Envelope back =
+        RawEnvelope(*link, e.sender(), e.sealed().channel_id(), e.sealed().seq(), 0);
+    back.mutable_sealed()->set_ciphertext(e.sealed().ciphertext());
+    link->client->Send(std::move(back), [](transport::HubAnswer) {});
+  });
+  if (!connected.ok()) return Fail(std::string(connected.status().message()));
+  {
+    std::lock_guard lock(mu);
+    link = &*connected;
+  }
+  Print({{"ready", true}});
+  tools::WaitForTerminationSignal();
+  std::lock_guard lock(mu);
+  link = nullptr;
+  return 0;
+}
+
+int RawRequester(const RoleFlags& f) {
+  const std::string channel_id = RunChannelId(f.tag);
+  std::mutex mu;
+  std::condition_variable cv;
+  RawLink* link = nullptr;
+  std::unordered_map<uint64_t, int64_t> sent_ns;  // by seq, until its echo is back
+  std::vector<int64_t> latencies_ns;
+  auto connected = RawConnect(f, [&](v1::Envelope e) {
+    const int64_t now = MonotonicNs();
+    std::lock_guard lock(mu);
+    if (link != nullptr) link->client->Acknowledge(e.message_id());
+    auto it =
+        e.sealed().channel_id() == channel_id ? sent_ns.find(e.sealed().seq()) : sent_ns.end();
+    if (it == sent_ns.end()) return;
+    latencies_ns.push_back(now - it->second);
+    sent_ns.erase(it);
+    cv.notify_all();
+  });
+  if (!connected.ok()) return Fail(std::string(connected.status().message()));
+  {
+    std::lock_guard lock(mu);
+    link = &*connected;
+  }
+  const size_t window = std::max<uint32_t>(f.concurrency, 1);
+  const int64_t start = MonotonicNs();
+  bool timed_out = false;
+  for (uint64_t seq = 1; seq <= f.count && !timed_out; ++seq) {
+    v1::Envelope e = RawEnvelope(*connected, f.peer, channel_id, seq, f.size);
+    std::unique_lock lock(mu);
+    timed_out = !cv.wait_for(lock, kRunTimeout, [&] { return sent_ns.size() < window; });
+    sent_ns[seq] = MonotonicNs();
+    connected->client->Send(std::move(e), [](transport::HubAnswer) {});
+  }
+  std::unique_lock lock(mu);
+  cv.wait_for(lock, kRunTimeout, [&] { return sent_ns.empty(); });
+  const uint64_t failed = f.count - latencies_ns.size();
+  link = nullptr;
+  json out = LatencyQuantiles(latencies_ns);
+  out.update({{"failed", failed},
+              {"error", failed == 0 ? "" : "echoes missing"},
+              {"start_ns", start},
+              {"end_ns", MonotonicNs()}});
+  Print(out);
   return failed == 0 ? 0 : 1;
 }
 
@@ -295,6 +382,8 @@ int RunRole(const RoleFlags& f) {
   tools::BlockTerminationSignals();
   if (f.role == "raw-sink") return RawSink(f);
   if (f.role == "raw-source") return RawSource(f);
+  if (f.role == "raw-echo") return RawEcho(f);
+  if (f.role == "raw-requester") return RawRequester(f);
   auto node = Connect(f);
   if (!node.ok()) return Fail(std::string(node.status().message()));
   if (f.role == "sink") return Sink(**node, f);

@@ -13,8 +13,8 @@ namespace nodelink::bench {
 
 struct RoleFlags {
   tools::ParticipantFlags participant;
-  std::string role;  // sink, source, echo, requester, raw-sink, raw-source
-  std::string peer;  // the other participant (source, requester, raw-source)
+  std::string role;  // sink, source, echo, requester, raw-sink, raw-source, raw-echo, raw-requester
+  std::string peer;  // the other participant (source, requester, raw-source, raw-requester)
   std::string tag;   // names one run: a sink counts only its own run's messages
   uint64_t count = 0;
   size_t size = 64;  // payload bytes

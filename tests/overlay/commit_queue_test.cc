@@ -1,0 +1,136 @@
+// The group commit's two ways of committing: on the commit thread (batching under load) and on
+// the caller's thread at light load (CommitHereIfIdle), against a journal that records which
+// thread committed and can hold a commit to stand for one that is running.
+#include "overlay/commit_queue.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace nodelink::overlay {
+namespace {
+
+using CommitBy = CommitQueue::CommitBy;
+
+class RecordingJournal final : public ChannelJournal {
+ public:
+  absl::StatusOr<JournalSnapshot> Load() override { return JournalSnapshot{}; }
+  absl::Status Commit(JournalBatch batch) override {
+    std::unique_lock lock(mu_);
+    commits_.push_back({std::this_thread::get_id(), batch.put_sent.size()});
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return !hold_; });
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::optional<SentRow>> FindSent(std::string_view, ByteView) override {
+    return std::nullopt;
+  }
+  absl::StatusOr<std::vector<SentRow>> SentOnChannel(std::string_view, ByteView,
+                                                     uint64_t) override {
+    return std::vector<SentRow>{};
+  }
+  absl::StatusOr<std::optional<Bytes>> FindAnswered(std::string_view, std::string_view,
+                                                    uint64_t) override {
+    return std::nullopt;
+  }
+  absl::StatusOr<std::vector<std::string>> TakeRenewRequests() override {
+    return std::vector<std::string>{};
+  }
+
+  struct Record {
+    std::thread::id thread;
+    size_t rows;  // put_sent rows: the items of the batch, as the tests build them
+  };
+  std::vector<Record> commits() {
+    std::lock_guard lock(mu_);
+    return commits_;
+  }
+  // While held, a commit that starts waits, as one that takes long would.
+  void Hold(bool hold) {
+    std::lock_guard lock(mu_);
+    hold_ = hold;
+    changed_.notify_all();
+  }
+  void WaitForCommits(size_t n) {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [&] { return commits_.size() >= n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<Record> commits_;
+  bool hold_ = false;
+};
+
+JournalBatch OneRow() {
+  JournalBatch b;
+  b.put_sent.push_back(SentRow{});
+  return b;
+}
+
+TEST_CASE("commit queue: alone, a caller's item commits on the caller's thread before it returns") {
+  RecordingJournal journal;
+  CommitQueue queue(journal, nullptr);
+  std::thread::id ran_on;
+  queue.Enqueue(
+      OneRow(), [&] { ran_on = std::this_thread::get_id(); }, CommitBy::kCaller);
+  queue.CommitHereIfIdle();
+  CHECK(ran_on == std::this_thread::get_id());
+  REQUIRE(journal.commits().size() == 1);
+  CHECK(journal.commits()[0].thread == std::this_thread::get_id());
+}
+
+TEST_CASE("commit queue: CommitOnThread hands a caller's item to the commit thread") {
+  RecordingJournal journal;
+  CommitQueue queue(journal, nullptr);
+  std::atomic<bool> ran{false};
+  queue.Enqueue(
+      OneRow(), [&] { ran = true; }, CommitBy::kCaller);
+  queue.CommitOnThread();
+  queue.Flush();
+  CHECK(ran);
+  REQUIRE(journal.commits().size() == 1);
+  CHECK(journal.commits()[0].thread != std::this_thread::get_id());
+}
+
+TEST_CASE("commit queue: with another item queued, or a commit running, the thread batches") {
+  RecordingJournal journal;
+  CommitQueue queue(journal, nullptr);
+  SUBCASE("two items queued: one transaction on the commit thread") {
+    queue.Enqueue(OneRow(), nullptr, CommitBy::kCaller);
+    queue.Enqueue(OneRow(), nullptr, CommitBy::kCaller);
+    queue.CommitHereIfIdle();
+    queue.Flush();
+    REQUIRE(journal.commits().size() == 1);
+    CHECK(journal.commits()[0].rows == 2);
+    CHECK(journal.commits()[0].thread != std::this_thread::get_id());
+  }
+  SUBCASE("a commit running: the caller returns at once, the thread commits after it") {
+    journal.Hold(true);
+    queue.Enqueue(OneRow());
+    journal.WaitForCommits(1);  // the thread is inside its commit now
+    queue.Enqueue(OneRow(), nullptr, CommitBy::kCaller);
+    queue.CommitHereIfIdle();  // must not wait for the held commit
+    CHECK(journal.commits().size() == 1);
+    journal.Hold(false);
+    queue.Flush();
+    REQUIRE(journal.commits().size() == 2);
+    CHECK(journal.commits()[1].thread == journal.commits()[0].thread);
+  }
+}
+
+TEST_CASE("commit queue: Flush commits a caller's item that was never placed") {
+  RecordingJournal journal;
+  CommitQueue queue(journal, nullptr);
+  queue.Enqueue(OneRow(), nullptr, CommitBy::kCaller);
+  queue.Flush();  // returns: Flush wakes the commit thread
+  CHECK(journal.commits().size() == 1);
+}
+
+}  // namespace
+}  // namespace nodelink::overlay
