@@ -88,6 +88,7 @@ bool CommitQueue::CommitBatch(std::unique_lock<std::mutex>& lock) {
     committing_ = false;
     queue_.clear();
     done_.notify_all();
+    if (stopping_) wake_.notify_one();  // as below: a caller's failed batch must not block exit
     lock.unlock();
     if (on_failure_) on_failure_(status);
     lock.lock();

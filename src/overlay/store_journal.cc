@@ -430,9 +430,10 @@ absl::StatusOr<std::optional<Bytes>> StoreJournal::FindAnswered(std::string_view
     q.bind(1, std::string(peer));
     q.bind(2, std::string(request_id));
     q.bind(3, static_cast<int64_t>(now_ms));
-    if (!q.executeStep()) return absl::OkStatus();
-    Bytes sealed = BlobOf(q.getColumn(0));
+    const bool found = q.executeStep();
+    Bytes sealed = found ? BlobOf(q.getColumn(0)) : Bytes{};
     q.reset();
+    if (!found) return absl::OkStatus();
     NL_ASSIGN_OR_RETURN(core::SecretBytes plain,
                         store_.Unseal(sealed, keys::AnsweredContext(peer, request_id)));
     reply = Unsealed(plain);

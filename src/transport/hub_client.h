@@ -56,9 +56,9 @@ struct HubClientStats {
   int64_t clock_offset_ms = 0;  // this node's clock minus the hub's, at the last Welcome
 };
 
-// Thread-safe. Callbacks run one at a time, in order: `done` and on_late_rejection on a transport
-// thread owned by the client, on_envelope on the gRPC thread that read the push. They must not
-// block for long and must not call Stop().
+// Thread-safe. `done` and on_late_rejection run one at a time, in order, on a transport thread
+// owned by the client; on_envelope runs one push at a time, in arrival order, on the gRPC thread
+// that read it, concurrently with the former. None may block for long or call Stop().
 class HubClient {
  public:
   // on_envelope: called for each envelope the hub pushes, in arrival order, one at a time, on a

@@ -24,7 +24,7 @@ class RecordingJournal final : public ChannelJournal {
     commits_.push_back({std::this_thread::get_id(), batch.put_sent.size()});
     changed_.notify_all();
     changed_.wait(lock, [&] { return !hold_; });
-    return absl::OkStatus();
+    return fail_ ? absl::DataLossError("disk gone") : absl::OkStatus();
   }
   absl::StatusOr<std::optional<SentRow>> FindSent(std::string_view, ByteView) override {
     return std::nullopt;
@@ -55,6 +55,10 @@ class RecordingJournal final : public ChannelJournal {
     hold_ = hold;
     changed_.notify_all();
   }
+  void FailCommits() {
+    std::lock_guard lock(mu_);
+    fail_ = true;
+  }
   void WaitForCommits(size_t n) {
     std::unique_lock lock(mu_);
     changed_.wait(lock, [&] { return commits_.size() >= n; });
@@ -65,6 +69,7 @@ class RecordingJournal final : public ChannelJournal {
   std::condition_variable changed_;
   std::vector<Record> commits_;
   bool hold_ = false;
+  bool fail_ = false;
 };
 
 JournalBatch OneRow() {
@@ -129,6 +134,29 @@ TEST_CASE("commit queue: Flush commits a caller's item that was never placed") {
   CommitQueue queue(journal, nullptr);
   queue.Enqueue(OneRow(), nullptr, CommitBy::kCaller);
   queue.Flush();  // returns: Flush wakes the commit thread
+  CHECK(journal.commits().size() == 1);
+}
+
+TEST_CASE("commit queue: a caller's failed commit stops the queue; Flush and Shutdown return") {
+  RecordingJournal journal;
+  journal.FailCommits();
+  std::thread::id failed_on;
+  std::atomic<int> failures{0};
+  {
+    CommitQueue queue(journal, [&](absl::Status) {
+      failed_on = std::this_thread::get_id();
+      ++failures;
+    });
+    bool ran = false;
+    queue.Enqueue(
+        OneRow(), [&] { ran = true; }, CommitBy::kCaller);
+    queue.CommitHereIfIdle();
+    CHECK_FALSE(ran);  // not durable: its `then` never runs
+    CHECK(failed_on == std::this_thread::get_id());
+    queue.Enqueue(OneRow());  // dropped: fail-stop
+    queue.Flush();
+  }  // Shutdown joins the thread
+  CHECK(failures.load() == 1);
   CHECK(journal.commits().size() == 1);
 }
 
