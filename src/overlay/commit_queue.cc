@@ -39,9 +39,8 @@ void CommitQueue::CommitHereIfIdle() {
   std::unique_lock lock(mu_);
   if (committing_) return;  // whoever commits now takes the queue after (Run, or below)
   if (queue_.size() > 1) {
-    // Others are queuing too: under load one transaction for all of them is cheaper than this
-    // caller's own (measured: committing each caller's item here made 32 requests in flight
-    // 25-30 % slower, bench/RESULTS.md).
+    // Others are queuing too: one transaction of the thread's for all of them is cheaper than
+    // this caller's own.
     wake_.notify_one();
     return;
   }

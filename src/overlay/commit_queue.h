@@ -3,11 +3,11 @@
 // Changes queue up while the previous transaction commits; each transaction takes everything
 // queued, so throughput does not pay one fsync per message and latency adds no timer.
 //
-// At light load a hand-off to the commit thread costs more than the commit (a wake-up of that
-// thread and one back for what follows the commit: ~0.1 ms each on the 2-core VM of
-// bench/RESULTS.md). So a caller on the latency path (the receive path: open, commit, then
-// acknowledge and dispatch) can commit on its own thread when nothing else is queued or
-// committing, with CommitBy::kCaller and CommitHereIfIdle(); under load the commit thread batches.
+// At light load a hand-off to the commit thread costs two thread wake-ups (that thread's, and
+// one back for what follows the commit), each a context switch on busy cores. So a caller on the
+// latency path (the receive path: open, commit, then acknowledge and dispatch) can commit on its
+// own thread when nothing else is queued or committing, with CommitBy::kCaller and
+// CommitHereIfIdle(); under load the commit thread batches.
 #pragma once
 
 #include <condition_variable>

@@ -318,7 +318,9 @@ void Router::Impl::OpenEnvelope(v1::Envelope envelope) {
       impl->OnOpened(message_id, sender, std::move(outcome));
     }
   };
-  // Alone: this is the only envelope not yet acknowledged, so nothing would batch with it.
+  // Alone: this is the only envelope not yet acknowledged, so nothing would batch with its commit.
+  // Under load the commit thread's batches are cheaper (committing on the worker whenever that
+  // thread was idle made 64 B one-way 17 % slower, bench/RESULTS.md, fourth session).
   if (inbox_depth_.load(std::memory_order_relaxed) <= 1) {
     opener_.OpenAlone(std::move(envelope), std::move(done));
   } else {

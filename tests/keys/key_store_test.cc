@@ -528,18 +528,25 @@ TEST_CASE("migrations: a store is migrated to the next version after the key che
   CHECK((*fresh)->schema_version() == kNow + 1);
 }
 
-TEST_CASE("migrations: a version 1 store gains the body-file columns (version 2)") {
-  TempDir dir;
-  core::ManualClock clock;
+// A store created at schema `version` (the first `version` default migrations), then opened by
+// this build, which migrates it to kStoreSchemaVersion.
+std::unique_ptr<KeyStore> OpenMigratedFrom(int version, TempDir& dir, core::ManualClock& clock) {
   const std::string path = dir.File("store.db");
-  std::vector<Migration> v1 = {DefaultMigrations().front()};
+  std::vector<Migration> old(DefaultMigrations().begin(), DefaultMigrations().begin() + version);
   StoreOptions options = FastOptions(clock);
-  options.migrations = &v1;
+  options.migrations = &old;
   REQUIRE(KeyStore::Create(path, Pass("pw"), KdfProfile::kMinimal, options).ok());
   auto store = KeyStore::Open(path, Pass("pw"), FastOptions(clock));
   REQUIRE(store.ok());
   CHECK((*store)->schema_version() == kStoreSchemaVersion);
-  CHECK((*store)
+  return *std::move(store);
+}
+
+TEST_CASE("migrations: a version 1 store gains the body-file columns (version 2)") {
+  TempDir dir;
+  core::ManualClock clock;
+  auto store = OpenMigratedFrom(1, dir, clock);
+  CHECK(store
             ->WithDatabase([](SQLite::Database& db) {
               db.exec("SELECT body_key, body_bytes FROM inbox");
               db.exec("SELECT body_key, body_bytes FROM sent");
@@ -551,14 +558,7 @@ TEST_CASE("migrations: a version 1 store gains the body-file columns (version 2)
 TEST_CASE("migrations: a version 2 store gains the expiry indexes (version 3)") {
   TempDir dir;
   core::ManualClock clock;
-  const std::string path = dir.File("store.db");
-  std::vector<Migration> v2 = {DefaultMigrations()[0], DefaultMigrations()[1]};
-  StoreOptions options = FastOptions(clock);
-  options.migrations = &v2;
-  REQUIRE(KeyStore::Create(path, Pass("pw"), KdfProfile::kMinimal, options).ok());
-  auto store = KeyStore::Open(path, Pass("pw"), FastOptions(clock));
-  REQUIRE(store.ok());
-  CHECK((*store)->schema_version() == kStoreSchemaVersion);
+  auto store = OpenMigratedFrom(2, dir, clock);
   // The deletes of the expiry pass (overlay/store_journal.cc) search an index instead of scanning
   // tables that hold an hour of traffic.
   const std::vector<std::pair<std::string, std::string>> prunes = {
@@ -569,7 +569,7 @@ TEST_CASE("migrations: a version 2 store gains the expiry indexes (version 3)") 
   for (const auto& [sql, index] : prunes) {
     CAPTURE(sql);
     std::string plan;
-    REQUIRE((*store)
+    REQUIRE(store
                 ->WithDatabase([&](SQLite::Database& db) {
                   SQLite::Statement q(db, "EXPLAIN QUERY PLAN " + sql);
                   while (q.executeStep()) plan += q.getColumn(3).getString() + "; ";

@@ -252,10 +252,15 @@ int RawSink(const RoleFlags& f) {
   return 0;
 }
 
-// A structurally valid Sealed of the size a real one of `payload` bytes has (lp framing, a DER
-// signature and the AEAD tag): the hub relays it without opening it, as it relays every one.
+// Ciphertext of the size a real Sealed of `payload` bytes has (lp framing, a DER signature and the
+// AEAD tag): the hub relays it without opening it, as it relays every one.
+std::string RawCiphertext(size_t payload) {
+  return std::string(payload + 4 + 4 + 72 + 16 + 32, 'c');
+}
+
+// A structurally valid Sealed around `ciphertext`.
 v1::Envelope RawEnvelope(const RawLink& link, const std::string& peer,
-                         const std::string& channel_id, uint64_t seq, size_t payload) {
+                         const std::string& channel_id, uint64_t seq, std::string ciphertext) {
   v1::Envelope e;
   e.set_version(messages::kProtocolVersion);
   e.set_federation(link.federation);
@@ -268,7 +273,7 @@ v1::Envelope RawEnvelope(const RawLink& link, const std::string& peer,
   s->set_seq(seq);
   s->set_salt(std::string(messages::kSaltBytes, 's'));
   s->set_nonce(std::string(messages::kNonceBytes, 'n'));
-  s->set_ciphertext(std::string(payload + 4 + 4 + 72 + 16 + 32, 'c'));
+  s->set_ciphertext(std::move(ciphertext));
   return e;
 }
 
@@ -276,6 +281,7 @@ int RawSource(const RoleFlags& f) {
   auto link = RawConnect(f, [](v1::Envelope) {});
   if (!link.ok()) return Fail(std::string(link.status().message()));
   const std::string channel_id = RunChannelId(f.tag);
+  const std::string ciphertext = RawCiphertext(f.size);
   std::mutex mu;
   std::condition_variable cv;
   uint64_t in_flight = 0, answered = 0, failed = 0;
@@ -287,7 +293,7 @@ int RawSource(const RoleFlags& f) {
       cv.wait(lock, [&] { return in_flight < window; });
       ++in_flight;
     }
-    link->client->Send(RawEnvelope(*link, f.peer, channel_id, i + 1, f.size),
+    link->client->Send(RawEnvelope(*link, f.peer, channel_id, i + 1, ciphertext),
                        [&](transport::HubAnswer answer) {
                          std::lock_guard lock(mu);
                          --in_flight;
@@ -311,10 +317,10 @@ int RawEcho(const RoleFlags& f) {
     std::lock_guard lock(mu);
     if (link == nullptr) return;  // not acknowledged: pushed again after a reconnect
     link->client->Acknowledge(e.message_id());
-    v1::Envelope back =
-        RawEnvelope(*link, e.sender(), e.sealed().channel_id(), e.sealed().seq(), 0);
-    back.mutable_sealed()->set_ciphertext(e.sealed().ciphertext());
-    link->client->Send(std::move(back), [](transport::HubAnswer) {});
+    std::string ciphertext = std::move(*e.mutable_sealed()->mutable_ciphertext());
+    link->client->Send(RawEnvelope(*link, e.sender(), e.sealed().channel_id(), e.sealed().seq(),
+                                   std::move(ciphertext)),
+                       [](transport::HubAnswer) {});
   });
   if (!connected.ok()) return Fail(std::string(connected.status().message()));
   {
@@ -355,7 +361,7 @@ int RawRequester(const RoleFlags& f) {
   const int64_t start = MonotonicNs();
   bool timed_out = false;
   for (uint64_t seq = 1; seq <= f.count && !timed_out; ++seq) {
-    v1::Envelope e = RawEnvelope(*connected, f.peer, channel_id, seq, f.size);
+    v1::Envelope e = RawEnvelope(*connected, f.peer, channel_id, seq, RawCiphertext(f.size));
     std::unique_lock lock(mu);
     timed_out = !cv.wait_for(lock, kRunTimeout, [&] { return sent_ns.size() < window; });
     sent_ns[seq] = MonotonicNs();
