@@ -98,6 +98,11 @@ size_t StrandExecutor::StrandCount() const {
   return strands_.size();
 }
 
+size_t StrandExecutor::IdleWorkers() const {
+  std::lock_guard lock(mu_);
+  return idle_workers_;
+}
+
 void StrandExecutor::DropIdleStrands() {
   std::lock_guard lock(mu_);
   for (auto it = strands_.begin(); it != strands_.end();) {
@@ -110,7 +115,9 @@ void StrandExecutor::RunWorker() {
   tl_worker_of = this;
   std::unique_lock lock(mu_);
   while (true) {
+    ++idle_workers_;
     ready_cv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
+    --idle_workers_;
     if (stopping_) return;
     Strand* strand = ready_.front();
     ready_.pop_front();

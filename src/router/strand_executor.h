@@ -51,6 +51,9 @@ class StrandExecutor {
   size_t QueuedTasks() const;
   // Strands currently known (idle strands are dropped by DropIdleStrands()). Thread-safe.
   size_t StrandCount() const;
+  // Workers asleep waiting for a task. Thread-safe. Lets a test know no worker is about to take
+  // a strand on its own, which PostNext's hand-over depends on.
+  size_t IdleWorkers() const;
   // Forgets strands that have no queued task and are not running, so that a federation of many
   // peers that each sent once does not keep one record per peer forever. Thread-safe.
   void DropIdleStrands();
@@ -71,6 +74,7 @@ class StrandExecutor {
   std::unordered_map<std::string, std::unique_ptr<Strand>> strands_;
   std::deque<Strand*> ready_;
   size_t queued_ = 0;
+  size_t idle_workers_ = 0;
   bool started_ = false;
   bool stopping_ = false;
   std::vector<std::thread> threads_;

@@ -65,6 +65,9 @@ TEST_CASE("strand executor: PostNext from a task runs the strand on that worker 
   Gate ran;
   StrandExecutor executor(2);  // after what its tasks use: its workers are joined first
   executor.Start();
+  // Both workers asleep first: a worker still starting would find "b" ready by itself, without
+  // being woken, and PostNext promises only that it wakes nobody.
+  REQUIRE(Eventually([&] { return executor.IdleWorkers() == 2; }));
   executor.Post("a", [&] {
     poster = std::this_thread::get_id();
     executor.PostNext("b", [&] {
