@@ -132,6 +132,14 @@ struct NodeStats {
   uint64_t messages_sealed = 0;
   uint64_t messages_opened = 0;
   std::map<std::string, uint64_t> refused;  // by PROTOCOL.md section 7 code
+  // Lost-channel recovery (PROTOCOL.md section 6): ChannelUnknown sent for sealed messages on a
+  // channel this node does not hold; those received that named a message of ours and were acted
+  // on; second answers to a setup of ours (from a peer restored from a backup) acted on; and the
+  // messages resent on a new channel because of either.
+  uint64_t channel_unknown_sent = 0;
+  uint64_t channel_unknown_acted = 0;
+  uint64_t setups_answered_again = 0;
+  uint64_t messages_resent = 0;
   uint64_t envelopes_sent_to_hub = 0;
   uint64_t handled = 0;
   uint64_t handler_failures = 0;

@@ -17,7 +17,7 @@ namespace nodelink::keys {
 class StoreSealer;
 
 // The version this build creates and migrates to.
-inline constexpr int kStoreSchemaVersion = 3;
+inline constexpr int kStoreSchemaVersion = 4;
 
 // One step of the schema. `apply` runs inside the opening transaction, after the passphrase was
 // verified; it may read and re-seal values through `sealer`. It must not commit.

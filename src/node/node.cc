@@ -545,6 +545,10 @@ NodeStats Node::Stats() const {
     if (c.received[i] != 0) s.refused[std::string(messages::ReceiveCodeName(code))] = c.received[i];
   }
   s.messages_opened = c.messages_opened;
+  s.channel_unknown_sent = c.channel_unknown_sent;
+  s.channel_unknown_acted = c.channel_unknown_acted;
+  s.setups_answered_again = c.setups_answered_again;
+  s.messages_resent = c.messages_resent;
   if (impl_->hub_) s.envelopes_sent_to_hub = impl_->hub_->stats().envelopes_written;
   s.handled = impl_->handled_.load();
   s.handler_failures = impl_->handler_failures_.load();

@@ -74,6 +74,7 @@ absl::Status ChannelManager::LoadState() {
     }
     c.peer_key = *key;
     c.peer_key_spki = row.peer_key_spki;
+    c.request_tbs_hash = row.request_tbs_hash;
     c.created_ms = row.created_ms;
     c.order = next_channel_order_++;
     c.confirmed = row.confirmed;
@@ -220,12 +221,21 @@ void ChannelManager::Drain(const std::string& peer) {
     Bytes channel_id = ch->id;
     core::SecretBytes secret = ch->secret->Clone();
     counters_.messages_sealed += 1;
-    lock.unlock();
-    RunDeferred(deferred);
-
     uint64_t sent_at = clock_.NowMs();
     v1::Envelope envelope = NewEnvelope(peer, sent_at);
     Bytes message_id = ToBytes(envelope.message_id());
+    // PROTOCOL 6, "Lost channels": keep what was sent, sealed under the store key, for resending
+    // after a ChannelUnknown. Queued for the next group commit together with taking the number,
+    // under the lock: a ChannelUnknown erases the channel under it too, then reads the sent
+    // copies, so every number taken on the channel is among them (queued after sealing, one being
+    // sealed meanwhile was missed, then refused by the peer and never resent).
+    JournalBatch sent;
+    if (!item.resend_of.empty()) sent.mark_resent.push_back({peer, item.resend_of});
+    sent.put_sent.push_back(SentRow{peer, message_id, channel_id, seq, sent_at, item.inner, false});
+    commits_->Enqueue(std::move(sent));
+    lock.unlock();
+    RunDeferred(deferred);
+
     v1::Sealed* sealed = envelope.mutable_sealed();
     sealed->set_channel_id(ToString(channel_id));
     sealed->set_salt(ToString(core::RandomBytes(32)));
@@ -236,17 +246,13 @@ void ChannelManager::Drain(const std::string& peer) {
                        : SealInner(SealedHeaderOf(envelope), secret, identity_.key, item.inner);
     if (!ciphertext.ok()) {
       if (item.done) item.done(ciphertext.status());
+      JournalBatch never_sent;  // reported failed: a later ChannelUnknown must not resend it
+      never_sent.mark_resent.push_back({peer, message_id});
       lock.lock();
+      commits_->Enqueue(std::move(never_sent));
       continue;
     }
     sealed->set_ciphertext(ToString(*ciphertext));
-    // PROTOCOL 6, "Lost channels": keep what was sent, sealed under the store key, for resending
-    // after a ChannelUnknown. Written with the next group commit; not on the send's path.
-    JournalBatch sent;
-    if (!item.resend_of.empty()) sent.mark_resent.push_back({peer, item.resend_of});
-    sent.put_sent.push_back(
-        SentRow{peer, message_id, channel_id, seq, sent_at, std::move(item.inner), false});
-    commits_->Enqueue(std::move(sent));
     sink_.Send(std::move(envelope), [done = std::move(item.done)](HubAnswer answer) {
       if (done) done(answer.accepted ? absl::OkStatus() : HubRejectionStatus(answer));
     });
@@ -277,6 +283,7 @@ ChannelRow ChannelManager::RowOf(const std::string& peer, const Channel& c) cons
   if (c.secret) row.secret = c.secret->Clone();
   row.initiator = c.initiator;
   row.peer_key_spki = c.peer_key_spki;
+  row.request_tbs_hash = c.request_tbs_hash;
   row.created_ms = c.created_ms;
   row.confirmed = c.confirmed;
   row.superseded_ms = c.superseded_ms;

@@ -63,6 +63,7 @@ struct ChannelCounters {
   uint64_t channel_unknown_sent = 0;
   uint64_t channel_unknown_acted = 0;
   uint64_t channel_unknown_ignored = 0;  // named no message we sent, or no known key
+  uint64_t setups_answered_again = 0;    // a verified second reply: the peer lost its state
   uint64_t messages_sealed = 0;
   uint64_t messages_opened = 0;        // sealed messages that passed every check
   uint64_t messages_resent = 0;
@@ -162,10 +163,21 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   void OpenSealed(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
   void OpenChannelUnknown(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
   void MaybeSendChannelUnknownLocked(const v1::Envelope& sealed, Deferred& deferred);
+  // PROTOCOL 6, "Lost channels": `peer` does not hold `channel_id` as this node does (it said
+  // ChannelUnknown, or answered again the request that set the channel up). Records `log_key`
+  // (the message that said so), drops the channel if it is the current sending one and sets up
+  // a new one, resends what was sent on it from `from_seq` on, counts `counter` and finishes with
+  // `code`.
+  void RecoverLostChannel(const std::string& peer, const Bytes& channel_id, uint64_t from_seq,
+                          const std::pair<std::string, Bytes>& log_key, messages::ReceiveCode code,
+                          uint64_t ChannelCounters::*counter,
+                          std::function<void(OpenOutcome)>& done);
 
   // ---- setup (channel_setup.cc) ----
   void OpenSetupRequest(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
   void OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
+  void OpenReplyAnsweredAgain(v1::Envelope& e, Bytes request_tbs_hash,
+                              std::function<void(OpenOutcome)>& done);
   void EnsureSetupLocked(const std::string& peer, PeerState& ps, Deferred& deferred);
   void OnSetupRequestAnswered(const std::string& peer, const Bytes& setup_id, HubAnswer answer);
   Channel& AddChannelLocked(const std::string& peer, PeerState& ps, Channel channel,

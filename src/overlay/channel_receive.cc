@@ -248,25 +248,42 @@ void ChannelManager::OpenChannelUnknown(v1::Envelope& e, std::function<void(Open
     Finish(ReceiveCode::kBadSignature, done);
     return;
   }
-  // Messages sent on that channel from the reported one on were not opened by the peer (by
-  // per-pair order, those before it were): resend those, once each, under new message ids. They
-  // stay resendable until sealed again (marked then, in Drain) and for as long as the protocol
-  // keeps sent messages (TTL + skew after their first sending).
-  auto lost = journal_.SentOnChannel(sender, channel_id, cu.about_seq());
-  Deferred deferred;
+  RecoverLostChannel(sender, channel_id, cu.about_seq(), log_key, ReceiveCode::kOk,
+                     &ChannelCounters::channel_unknown_acted, done);
+}
+
+void ChannelManager::RecoverLostChannel(const std::string& peer, const Bytes& channel_id,
+                                        uint64_t from_seq,
+                                        const std::pair<std::string, Bytes>& log_key,
+                                        ReceiveCode code, uint64_t ChannelCounters::*counter,
+                                        std::function<void(OpenOutcome)>& done) {
+  Deferred deferred;  // the new setup goes out once the lost messages are queued before it
   uint64_t now = clock_.NowMs();
   {
     std::lock_guard lock(mu_);
     setup_log_[log_key] = now;
     JournalBatch changes;
-    changes.put_setup_log.push_back(SetupLogRow{sender, log_key.second, now, {}});
-    counters_.channel_unknown_acted += 1;
-    PeerState& ps = PeerLocked(sender);
+    changes.put_setup_log.push_back(SetupLogRow{peer, log_key.second, now, {}});
+    counters_.*counter += 1;
+    PeerState& ps = PeerLocked(peer);
     Channel* current = SendingChannelLocked(ps);
     if (current != nullptr && current->id == channel_id) {
-      EraseSecretLocked(sender, *current, now, changes);
-      EnsureSetupLocked(sender, ps, deferred);
+      EraseSecretLocked(peer, *current, now, changes);
+      EnsureSetupLocked(peer, ps, deferred);
     }
+    commits_->Enqueue(std::move(changes));
+  }
+  // Messages sent on that channel from `from_seq` on may not have been opened by the peer (after
+  // a ChannelUnknown, by per-pair order, those before the one it names were): resend those, once
+  // each, under new message ids. Drain queues a sent copy with each number it takes, under the
+  // lock, and no number is taken on the channel once erased above: after this flush the store
+  // holds every one of them. They stay resendable until sealed again (marked then, in Drain) and
+  // for as long as the protocol keeps sent messages (TTL + skew after their first sending).
+  commits_->Flush();
+  auto lost = journal_.SentOnChannel(peer, channel_id, from_seq);
+  {
+    std::lock_guard lock(mu_);
+    PeerState& ps = PeerLocked(peer);
     if (lost.ok()) {
       // Front of the queue, in their original order: they are older than anything queued.
       for (auto it = lost->rbegin(); it != lost->rend(); ++it) {
@@ -275,8 +292,7 @@ void ChannelManager::OpenChannelUnknown(v1::Envelope& e, std::function<void(Open
         counters_.messages_resent += 1;
       }
     }
-    FinishLocked(ReceiveCode::kOk, done, std::move(changes), std::nullopt,
-                 [this, sender] { Drain(sender); });
+    FinishLocked(code, done, {}, std::nullopt, [this, peer] { Drain(peer); });
   }
   RunDeferred(deferred);
 }

@@ -323,20 +323,35 @@ void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutc
   const std::string sender = e.sender();
   const v1::SetupReply& r = e.setup_reply();
   const Bytes setup_id = ToBytes(r.setup_id());
+  const std::pair<std::string, Bytes> log_key{sender, ToBytes(e.message_id())};
   std::shared_ptr<const core::EcPrivateKey> ephemeral;
   Bytes request_tbs_hash;
+  Bytes answered_again;  // the request digest of the completed channel this reply names
   {
     std::lock_guard lock(mu_);
+    if (setup_log_.count(log_key) != 0) {  // check 5: a reply already opened, replayed
+      FinishLocked(ReceiveCode::kDuplicate, done);
+      return;
+    }
     PeerState* ps = FindPeerLocked(sender);
     // Check 5: a reply matches a pending request only from that request's recipient and with its
     // setup id; rep_tbs is built from the pending request's own values.
     if (ps == nullptr || !ps->pending || ps->pending->setup_id != setup_id ||
         !ps->pending->ephemeral || clock_.NowMs() >= ps->pending->expires_ms) {
-      FinishLocked(ReceiveCode::kUnmatchedReply, done);
-      return;
+      const Channel* c = ps != nullptr ? ps->Find(setup_id) : nullptr;
+      if (c == nullptr || !c->live() || !c->initiator || c->request_tbs_hash.empty()) {
+        FinishLocked(ReceiveCode::kUnmatchedReply, done);
+        return;
+      }
+      answered_again = c->request_tbs_hash;
+    } else {
+      ephemeral = ps->pending->ephemeral;
+      request_tbs_hash = ps->pending->request_tbs_hash;
     }
-    ephemeral = ps->pending->ephemeral;
-    request_tbs_hash = ps->pending->request_tbs_hash;
+  }
+  if (!answered_again.empty()) {
+    OpenReplyAnsweredAgain(e, std::move(answered_again), done);
+    return;
   }
 
   uint64_t now = clock_.NowMs();
@@ -370,13 +385,52 @@ void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutc
   channel.confirmed = true;  // initiated and completed: the peer holds it
   channel.peer_key = identity_key;
   channel.peer_key_spki = identity_key.SpkiDer();
+  channel.request_tbs_hash = std::move(request_tbs_hash);
   channel.created_ms = now;
   channel.window = ReplayWindow(options_.window_size);
   JournalBatch changes;
   AddChannelLocked(sender, ps, std::move(channel), changes);
+  // Check 5 for setup messages: this reply, delivered again, is a DUPLICATE (not a second answer).
+  setup_log_[log_key] = now;
+  changes.put_setup_log.push_back(SetupLogRow{sender, log_key.second, now, {}});
   counters_.setups_completed += 1;
   FinishLocked(ReceiveCode::kOk, done, std::move(changes), std::nullopt,
                [this, sender] { Drain(sender); });
+}
+
+// A SetupReply for a channel this node initiated and completed, from the same peer under a new
+// message id. The peer signs one only after losing its state: the hub handed it our request again
+// (its receipt was lost when the peer stopped) and it no longer remembered answering, since it
+// refuses a setup id it holds and answers a repeat it remembers with the stored reply (PROTOCOL 5).
+// It now holds the channel id with another secret, so what we seal on it fails to decrypt there
+// and no ChannelUnknown comes back: verified like a reply to the original request, it is treated
+// as one, and everything kept that was sent on the channel goes again on a new one (at least
+// once, as after any loss of state). PROTOCOL.md says nothing of this case: its rules only make
+// the second answer impossible without a loss of state, which is what makes acting on it safe.
+void ChannelManager::OpenReplyAnsweredAgain(v1::Envelope& e, Bytes request_tbs_hash,
+                                            std::function<void(OpenOutcome)>& done) {
+  const std::string sender = e.sender();
+  const v1::SetupReply& r = e.setup_reply();
+  const Bytes setup_id = ToBytes(r.setup_id());
+  // Whatever the outcome, it is counted UNMATCHED_REPLY: by section 7 it fails check 5 (it matches
+  // no pending request), before any check of its certificate or signature.
+  SetupProof proof;
+  if (CheckSetupProof(authenticator_, e, r, ReplyTbsOf(e, request_tbs_hash), clock_.NowMs(),
+                      proof) != ReceiveCode::kOk) {
+    Finish(ReceiveCode::kUnmatchedReply, done);
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    PeerState* ps = FindPeerLocked(sender);
+    const Channel* c = ps != nullptr ? ps->Find(setup_id) : nullptr;
+    if (c == nullptr || !c->live() || c->peer_key_spki != proof.identity->SpkiDer()) {
+      FinishLocked(ReceiveCode::kUnmatchedReply, done);  // gone meanwhile, or another key
+      return;
+    }
+  }
+  RecoverLostChannel(sender, setup_id, 1, {sender, ToBytes(e.message_id())},
+                     ReceiveCode::kUnmatchedReply, &ChannelCounters::setups_answered_again, done);
 }
 
 }  // namespace nodelink::overlay

@@ -22,6 +22,9 @@ struct ChannelManager::Channel {
   bool initiator = false;
   std::optional<core::EcPublicKey> peer_key;  // authenticated this channel's setup
   Bytes peer_key_spki;
+  // For a channel this node initiated: SHA-256(req_tbs) of its SetupRequest, to verify a second
+  // SetupReply to it, which only a peer that lost its state sends (OpenReplyAnsweredAgain).
+  Bytes request_tbs_hash;
   uint64_t created_ms = 0;
   uint64_t order = 0;  // creation order: "newest" means the largest
   bool confirmed = false;  // the peer is known to hold it

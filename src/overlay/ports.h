@@ -64,6 +64,7 @@ struct ChannelRow {
   std::optional<core::SecretBytes> secret;  // nullopt: a tombstone
   bool initiator = false;
   Bytes peer_key_spki;  // the identity key that authenticated the setup
+  Bytes request_tbs_hash;  // initiated channels: SHA-256(req_tbs) of the request (empty: unknown)
   uint64_t created_ms = 0;
   bool confirmed = false;
   uint64_t superseded_ms = 0;

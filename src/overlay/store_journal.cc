@@ -69,7 +69,7 @@ absl::StatusOr<JournalSnapshot> StoreJournal::Load() {
         db,
         "SELECT peer, channel_id, secret, initiator, peer_key, created_ms, confirmed, "
         "superseded_ms, erase_at_ms, drop_at_ms, send_seq, recv_highest, recv_window, "
-        "renew_requested FROM channels");
+        "renew_requested, request_digest FROM channels");
     while (channels.executeStep()) {
       ChannelRow row;
       row.peer = channels.getColumn(0).getString();
@@ -91,6 +91,7 @@ absl::StatusOr<JournalSnapshot> StoreJournal::Load() {
       row.recv_highest = static_cast<uint64_t>(channels.getColumn(11).getInt64());
       row.recv_window = BlobOf(channels.getColumn(12));
       row.renew_requested = channels.getColumn(13).getInt() != 0;
+      row.request_tbs_hash = BlobOf(channels.getColumn(14));
       snapshot.channels.push_back(std::move(row));
     }
     SQLite::Statement log(db, "SELECT sender, message_id, seen_ms, reply FROM setup_log");
@@ -172,8 +173,8 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
           Prepared(db,
                    "INSERT OR REPLACE INTO channels(peer, channel_id, secret, initiator, peer_key, "
                    "created_ms, confirmed, superseded_ms, erase_at_ms, drop_at_ms, send_seq, "
-                   "recv_highest, recv_window, renew_requested) "
-                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                   "recv_highest, recv_window, renew_requested, request_digest) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       for (const ChannelRow& row : batch.put_channels) {
         put.reset();
         put.bind(1, row.peer);
@@ -197,6 +198,11 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
         put.bind(12, static_cast<int64_t>(row.recv_highest));
         BindBlob(put, 13, row.recv_window);
         put.bind(14, row.renew_requested ? 1 : 0);
+        if (row.request_tbs_hash.empty()) {
+          put.bind(15);
+        } else {
+          BindBlob(put, 15, row.request_tbs_hash);
+        }
         put.exec();
       }
     }

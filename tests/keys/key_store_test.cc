@@ -581,6 +581,38 @@ TEST_CASE("migrations: a version 2 store gains the expiry indexes (version 3)") 
   }
 }
 
+TEST_CASE("migrations: a version 3 store's channels gain the request digest, unknown (version 4)") {
+  TempDir dir;
+  core::ManualClock clock;
+  const std::string path = dir.File("store.db");
+  {
+    std::vector<Migration> v3(DefaultMigrations().begin(), DefaultMigrations().begin() + 3);
+    StoreOptions options = FastOptions(clock);
+    options.migrations = &v3;
+    auto old = KeyStore::Create(path, Pass("pw"), KdfProfile::kMinimal, options);
+    REQUIRE(old.ok());
+    REQUIRE((*old)
+                ->WithTransaction([](SQLite::Database& db) {
+                  db.exec(
+                      "INSERT INTO channels(peer, channel_id, secret, initiator, peer_key, "
+                      "created_ms) VALUES('peer-1', x'01', NULL, 1, x'', 1)");
+                  return absl::OkStatus();
+                })
+                .ok());
+  }
+  auto store = KeyStore::Open(path, Pass("pw"), FastOptions(clock));
+  REQUIRE(store.ok());
+  CHECK((*store)->schema_version() == kStoreSchemaVersion);
+  bool unknown = false;
+  REQUIRE((*store)
+              ->WithDatabase([&](SQLite::Database& db) {
+                unknown = db.execAndGet("SELECT request_digest FROM channels").isNull();
+                return absl::OkStatus();
+              })
+              .ok());
+  CHECK(unknown);  // a channel from before: a second answer to it is not recognised, as before
+}
+
 TEST_CASE("every sealed column's SQL context matches the C++ context builders") {
   TempDir dir;
   core::ManualClock clock;

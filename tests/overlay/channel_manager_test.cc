@@ -7,8 +7,10 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <map>
+#include <thread>
 
 #include "core/random.h"
 #include "core/sha256.h"
@@ -543,6 +545,132 @@ TEST_CASE("lost state: ChannelUnknown, a new channel and the resend, without the
   fed.SendApp(a, "node-b", "steady");
   fed.relay().Pump();
   CHECK(b.ReceivedPayloads().back() == "steady");
+}
+
+TEST_CASE("lost state: a message sent while a ChannelUnknown is handled is not lost") {
+  Federation fed;
+  TestNode& a = fed.AddNode("node-a");
+  TestNode& b = fed.AddNode("node-b");
+  fed.SendApp(a, "node-b", "before");
+  fed.relay().Pump();
+  b.manager.reset();
+  REQUIRE(b.store->DropChannels("").ok());
+  fed.StartManager(b);
+  fed.SendApp(a, "node-b", "lost");
+  std::vector<v1::Envelope> lost = fed.relay().Take("node-b", 1);
+  REQUIRE(lost.size() == 1);
+  CHECK(fed.relay().Deliver(lost[0]) == ReceiveCode::kUnknownChannel);
+  std::vector<v1::Envelope> unknown = fed.relay().Take("node-a", 1);
+  REQUIRE(unknown.size() == 1);
+  REQUIRE(unknown[0].has_channel_unknown());
+
+  // The app sends again just after A read the sent copies to resend. Sealed on the reported
+  // channel then, "during" would be missed by that read and reach B on a channel B does not
+  // know, and B says ChannelUnknown only once a minute per channel: it would never arrive.
+  std::promise<void> reading, sent_during;
+  a.journal->after_sent_on_channel = [&] {
+    reading.set_value();
+    sent_during.get_future().wait();
+  };
+  std::thread handler([&] { CHECK(fed.relay().Deliver(unknown[0]) == ReceiveCode::kOk); });
+  reading.get_future().wait();
+  auto during = fed.SendApp(a, "node-b", "during");
+  sent_during.set_value();
+  handler.join();
+  a.journal->after_sent_on_channel = nullptr;
+
+  fed.relay().Pump();
+  CHECK(during->Wait().ok());
+  CHECK(b.ReceivedPayloads() == std::vector<std::string>{"before", "lost", "during"});
+  CHECK(a.manager->counters().messages_resent == 1);
+}
+
+TEST_CASE("lost state: a peer restored from a backup answers an old setup again; A sets up anew") {
+  Federation fed;
+  TestNode& a = fed.AddNode("node-a");
+  TestNode& b = fed.AddNode("node-b");
+  const std::string backup = b.store_path + ".backup";
+  fed.Close(b);
+  std::filesystem::copy_file(b.store_path, backup);  // from before any channel
+  fed.StartManager(b);
+
+  fed.SendApp(a, "node-b", "first");
+  std::vector<v1::Envelope> request = fed.relay().Take("node-b", 1);
+  REQUIRE(request.size() == 1);
+  REQUIRE(request[0].has_setup_request());
+  CHECK(fed.relay().Deliver(request[0]) == ReceiveCode::kOk);
+  std::vector<v1::Envelope> reply = fed.relay().Take("node-a", 1);
+  REQUIRE(reply.size() == 1);
+  CHECK(fed.relay().Deliver(reply[0]) == ReceiveCode::kOk);
+  fed.relay().Pump();
+  REQUIRE(b.ReceivedPayloads() == std::vector<std::string>{"first"});
+  fed.Restart(a);  // what follows needs only what A's store keeps
+  // The same reply again is a replay (check 5), not a second answer: the channel stays.
+  CHECK(fed.relay().Deliver(reply[0]) == ReceiveCode::kDuplicate);
+  CHECK(a.manager->counters().setups_answered_again == 0);
+
+  // B comes back from the backup, and the hub hands it A's request again (B's receipt for it was
+  // lost when B stopped). B does not remember it: it answers again, same channel id, another
+  // secret, so what A still seals on that channel fails to decrypt at B and no ChannelUnknown
+  // would ever come back.
+  fed.Close(b);
+  std::filesystem::copy_file(backup, b.store_path,
+                             std::filesystem::copy_options::overwrite_existing);
+  fed.StartManager(b);
+  CHECK(fed.relay().Deliver(request[0]) == ReceiveCode::kOk);
+  std::vector<v1::Envelope> again = fed.relay().Take("node-a", 1);
+  REQUIRE(again.size() == 1);
+  REQUIRE(again[0].has_setup_reply());
+  auto after = fed.SendApp(a, "node-b", "after restore");  // sealed on the old channel
+  std::vector<v1::Envelope> on_old = fed.relay().Take("node-b", 1);
+  REQUIRE(on_old.size() == 1);
+  CHECK(fed.relay().Deliver(on_old[0]) == ReceiveCode::kDecryptFailed);
+
+  // The second answer is verified against the request A keeps the digest of: A drops the channel,
+  // sets up a new one and resends what it sent on the old one (at least once, as after any loss).
+  CHECK(fed.relay().Deliver(again[0]) == ReceiveCode::kUnmatchedReply);
+  CHECK(a.manager->counters().setups_answered_again == 1);
+  CHECK(a.manager->counters().messages_resent == 2);
+  fed.relay().Pump();
+  CHECK(after->Wait().ok());
+  CHECK(b.ReceivedPayloads() == std::vector<std::string>{"first", "first", "after restore"});
+  CHECK(fed.relay().Deliver(again[0]) == ReceiveCode::kDuplicate);  // acted on once
+  CHECK(a.manager->counters().setups_answered_again == 1);
+
+  // And B's messages reach A on the new channel.
+  fed.SendApp(b, "node-a", "reply");
+  fed.relay().Pump();
+  CHECK(a.ReceivedPayloads() == std::vector<std::string>{"reply"});
+}
+
+TEST_CASE("a second answer that does not verify changes nothing") {
+  Federation fed;
+  TestNode& a = fed.AddNode("node-a");
+  fed.AddNode("node-b");
+  fed.SendApp(a, "node-b", "x");
+  fed.relay().Pump();
+  const Bytes channel_id = ChannelsWith(a, "node-b")[0].channel_id;
+  // A hub knows the channel id (it is the setup id) but cannot sign for B.
+  v1::Envelope forged;
+  forged.set_version(1);
+  forged.set_federation(testing::kFederation);
+  forged.set_sender("node-b");
+  forged.set_recipient("node-a");
+  forged.set_message_id(ToString(core::RandomBytes(16)));
+  forged.set_sent_at_ms(fed.clock().NowMs());
+  v1::SetupReply* r = forged.mutable_setup_reply();
+  r->set_setup_id(ToString(channel_id));
+  r->set_ephemeral_key(ToString(core::EcPrivateKey::Generate()->PublicKey().Point()));
+  r->add_cert_chain("x");
+  r->set_signature("y");
+  CHECK(fed.relay().Deliver(forged) == ReceiveCode::kUnmatchedReply);  // check 5 comes first
+  CHECK(a.manager->counters().setups_answered_again == 0);
+  REQUIRE(ChannelsWith(a, "node-b").size() == 1);
+  CHECK(ChannelsWith(a, "node-b")[0].live);
+  auto sent = fed.SendApp(a, "node-b", "y");
+  fed.relay().Pump();
+  CHECK(sent->Wait().ok());
+  CHECK(a.manager->counters().setups_started == 1);
 }
 
 TEST_CASE("renewal by age: the smaller id renews; the old secret is erased after use of the new") {

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,12 +45,46 @@ struct TestCa {
 
 class Relay;
 
+// The node's real journal, with a hook a test can set to stop a reader of sent copies once it has
+// read them (to interleave a send with the handling of a ChannelUnknown). The hook runs on the
+// reader's thread; set it before the reader starts and clear it after.
+class HookedJournal final : public ChannelJournal {
+ public:
+  explicit HookedJournal(keys::KeyStore& store) : journal_(store) {}
+  std::function<void()> after_sent_on_channel;
+
+  absl::StatusOr<JournalSnapshot> Load() override { return journal_.Load(); }
+  absl::Status Commit(JournalBatch batch) override { return journal_.Commit(std::move(batch)); }
+  absl::StatusOr<std::optional<SentRow>> FindSent(std::string_view recipient,
+                                                  ByteView message_id) override {
+    return journal_.FindSent(recipient, message_id);
+  }
+  absl::StatusOr<std::vector<SentRow>> SentOnChannel(std::string_view recipient,
+                                                     ByteView channel_id,
+                                                     uint64_t min_seq) override {
+    auto rows = journal_.SentOnChannel(recipient, channel_id, min_seq);
+    if (after_sent_on_channel) after_sent_on_channel();
+    return rows;
+  }
+  absl::StatusOr<std::optional<Bytes>> FindAnswered(std::string_view peer,
+                                                    std::string_view request_id,
+                                                    uint64_t now_ms) override {
+    return journal_.FindAnswered(peer, request_id, now_ms);
+  }
+  absl::StatusOr<std::vector<std::string>> TakeRenewRequests() override {
+    return journal_.TakeRenewRequests();
+  }
+
+ private:
+  StoreJournal journal_;
+};
+
 // One participant: its store, journal, authenticator and channel manager.
 struct TestNode {
   std::string id;
   std::string store_path;
   std::unique_ptr<keys::KeyStore> store;
-  std::unique_ptr<StoreJournal> journal;
+  std::unique_ptr<HookedJournal> journal;
   std::unique_ptr<StoreAuthenticator> authenticator;
   std::unique_ptr<EnvelopeSink> sink;
   std::unique_ptr<ChannelManager> manager;
@@ -238,7 +273,7 @@ class Federation {
                                         store_options)
                        .value();
     }
-    node.journal = std::make_unique<StoreJournal>(*node.store);
+    node.journal = std::make_unique<HookedJournal>(*node.store);
     node.authenticator = StoreAuthenticator::Create(*node.store).value();
     node.sink = std::make_unique<Relay::Sink>(relay_, node.id);
     keys::Identity id = node.store->LoadIdentity().value();
@@ -248,12 +283,16 @@ class Federation {
                        .value();
   }
 
-  // A full restart: the store is closed and opened again.
-  void Restart(TestNode& node) {
+  // Stops the node and closes its store (StartManager opens it again): a restart, or a moment
+  // to copy or replace the store file.
+  void Close(TestNode& node) {
     node.manager.reset();
     node.authenticator.reset();
     node.journal.reset();
     node.store.reset();
+  }
+  void Restart(TestNode& node) {
+    Close(node);
     StartManager(node);
   }
 

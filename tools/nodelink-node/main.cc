@@ -201,6 +201,10 @@ int main(int argc, char** argv) {
                     {"sealed", stats.messages_sealed},
                     {"opened", stats.messages_opened},
                     {"refused", stats.refused},
+                    {"channel_unknown_sent", stats.channel_unknown_sent},
+                    {"channel_unknown_acted", stats.channel_unknown_acted},
+                    {"setups_answered_again", stats.setups_answered_again},
+                    {"resent", stats.messages_resent},
                     {"handled", stats.handled}}
                    .dump()
             << std::endl;
