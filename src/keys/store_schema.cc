@@ -123,12 +123,15 @@ CREATE INDEX answered_by_expiry ON answered(expires_ms);
 CREATE INDEX setup_log_by_time ON setup_log(seen_ms);
 )sql";
 
-// Version 4: for a channel this participant initiated, SHA-256(req_tbs) of its SetupRequest. A
-// peer restored from a backup may be handed that request again by the hub and answer it a second
-// time (same channel id, another secret); the digest lets the initiator verify that second reply
-// and set up anew (PROTOCOL.md section 5; ChannelManager::OpenReplyAnsweredAgain). Not secret.
+// Version 4: for a channel this participant initiated, SHA-256 of the req_tbs of its SetupRequest
+// and of the rep_tbs of the reply that completed it. A peer restored from a backup may be handed
+// that request again by the hub and answer it a second time (same channel id, another secret):
+// the first digest lets the initiator verify that second reply, the second tells it from the
+// first reply replayed, and it sets up anew (PROTOCOL.md section 5;
+// ChannelManager::OpenReplyAnsweredAgain). Not secret.
 constexpr const char* kSchemaV4 = R"sql(
 ALTER TABLE channels ADD COLUMN request_digest BLOB;
+ALTER TABLE channels ADD COLUMN reply_digest BLOB;
 )sql";
 
 }  // namespace
@@ -150,7 +153,7 @@ const std::vector<Migration>& DefaultMigrations() {
          db.exec(kSchemaV3);
          return absl::OkStatus();
        }},
-      {3, 4, "the request digest of initiated channels",
+      {3, 4, "the request and reply digests of initiated channels",
        [](SQLite::Database& db, const StoreSealer&) {
          db.exec(kSchemaV4);
          return absl::OkStatus();

@@ -75,6 +75,7 @@ absl::Status ChannelManager::LoadState() {
     c.peer_key = *key;
     c.peer_key_spki = row.peer_key_spki;
     c.request_tbs_hash = row.request_tbs_hash;
+    c.reply_tbs_hash = row.reply_tbs_hash;
     c.created_ms = row.created_ms;
     c.order = next_channel_order_++;
     c.confirmed = row.confirmed;
@@ -131,8 +132,10 @@ void ChannelManager::Send(const std::string& peer, v1::Inner inner,
     if (done) done(absl::UnavailableError("the key store failed; this node has stopped"));
     return;
   }
-  QueuedSend item{ToBytes(inner.SerializeAsString()), std::move(done),
-                  clock_.NowMs() + options_.setup_timeout_ms, {}};
+  QueuedSend item{std::make_shared<const Bytes>(ToBytes(inner.SerializeAsString())),
+                  std::move(done),
+                  clock_.NowMs() + options_.setup_timeout_ms,
+                  {}};
   {
     std::lock_guard lock(mu_);
     PeerLocked(peer).queue.push_back(std::move(item));
@@ -228,9 +231,9 @@ void ChannelManager::Drain(const std::string& peer) {
     // after a ChannelUnknown. Queued for the next group commit together with taking the number,
     // under the lock: a ChannelUnknown erases the channel under it too, then reads the sent
     // copies, so every number taken on the channel is among them (queued after sealing, one being
-    // sealed meanwhile was missed, then refused by the peer and never resent).
+    // sealed meanwhile was missed, then refused by the peer and never resent). The copy shares the
+    // inner bytes with `item`.
     JournalBatch sent;
-    if (!item.resend_of.empty()) sent.mark_resent.push_back({peer, item.resend_of});
     sent.put_sent.push_back(SentRow{peer, message_id, channel_id, seq, sent_at, item.inner, false});
     commits_->Enqueue(std::move(sent));
     lock.unlock();
@@ -243,16 +246,22 @@ void ChannelManager::Drain(const std::string& peer) {
     sealed->set_seq(seq);
     absl::StatusOr<Bytes> ciphertext =
         failed_.load() ? absl::UnavailableError("the key store failed; this node has stopped")
-                       : SealInner(SealedHeaderOf(envelope), secret, identity_.key, item.inner);
+                       : SealInner(SealedHeaderOf(envelope), secret, identity_.key, *item.inner);
     if (!ciphertext.ok()) {
       if (item.done) item.done(ciphertext.status());
-      JournalBatch never_sent;  // reported failed: a later ChannelUnknown must not resend it
+      // A later ChannelUnknown must not resend this copy; a resend's original stays resendable.
+      JournalBatch never_sent;
       never_sent.mark_resent.push_back({peer, message_id});
       lock.lock();
       commits_->Enqueue(std::move(never_sent));
       continue;
     }
     sealed->set_ciphertext(ToString(*ciphertext));
+    if (!item.resend_of.empty()) {  // the original is resent once, by this copy
+      JournalBatch resent;
+      resent.mark_resent.push_back({peer, item.resend_of});
+      commits_->Enqueue(std::move(resent));
+    }
     sink_.Send(std::move(envelope), [done = std::move(item.done)](HubAnswer answer) {
       if (done) done(answer.accepted ? absl::OkStatus() : HubRejectionStatus(answer));
     });
@@ -284,6 +293,7 @@ ChannelRow ChannelManager::RowOf(const std::string& peer, const Channel& c) cons
   row.initiator = c.initiator;
   row.peer_key_spki = c.peer_key_spki;
   row.request_tbs_hash = c.request_tbs_hash;
+  row.reply_tbs_hash = c.reply_tbs_hash;
   row.created_ms = c.created_ms;
   row.confirmed = c.confirmed;
   row.superseded_ms = c.superseded_ms;

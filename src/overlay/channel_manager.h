@@ -165,18 +165,19 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   void MaybeSendChannelUnknownLocked(const v1::Envelope& sealed, Deferred& deferred);
   // PROTOCOL 6, "Lost channels": `peer` does not hold `channel_id` as this node does (it said
   // ChannelUnknown, or answered again the request that set the channel up). Records `log_key`
-  // (the message that said so), drops the channel if it is the current sending one and sets up
-  // a new one, resends what was sent on it from `from_seq` on, counts `counter` and finishes with
-  // `code`.
+  // (the message that said so); drops the channel if it is the current sending one (or in any
+  // case, with `drop_even_if_not_current`) and sets up a new one if it was current; resends what
+  // was sent on it from `from_seq` on; counts `counter` and finishes with `code`.
   void RecoverLostChannel(const std::string& peer, const Bytes& channel_id, uint64_t from_seq,
                           const std::pair<std::string, Bytes>& log_key, messages::ReceiveCode code,
-                          uint64_t ChannelCounters::*counter,
+                          uint64_t ChannelCounters::*counter, bool drop_even_if_not_current,
                           std::function<void(OpenOutcome)>& done);
 
   // ---- setup (channel_setup.cc) ----
   void OpenSetupRequest(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
   void OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
-  void OpenReplyAnsweredAgain(v1::Envelope& e, Bytes request_tbs_hash,
+  void OpenReplyAnsweredAgain(v1::Envelope& e, const Bytes& request_tbs_hash,
+                              const Bytes& first_reply_tbs_hash,
                               std::function<void(OpenOutcome)>& done);
   void EnsureSetupLocked(const std::string& peer, PeerState& ps, Deferred& deferred);
   void OnSetupRequestAnswered(const std::string& peer, const Bytes& setup_id, HubAnswer answer);

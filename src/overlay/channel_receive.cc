@@ -249,13 +249,15 @@ void ChannelManager::OpenChannelUnknown(v1::Envelope& e, std::function<void(Open
     return;
   }
   RecoverLostChannel(sender, channel_id, cu.about_seq(), log_key, ReceiveCode::kOk,
-                     &ChannelCounters::channel_unknown_acted, done);
+                     &ChannelCounters::channel_unknown_acted, /*drop_even_if_not_current=*/false,
+                     done);
 }
 
 void ChannelManager::RecoverLostChannel(const std::string& peer, const Bytes& channel_id,
                                         uint64_t from_seq,
                                         const std::pair<std::string, Bytes>& log_key,
                                         ReceiveCode code, uint64_t ChannelCounters::*counter,
+                                        bool drop_even_if_not_current,
                                         std::function<void(OpenOutcome)>& done) {
   Deferred deferred;  // the new setup goes out once the lost messages are queued before it
   uint64_t now = clock_.NowMs();
@@ -267,18 +269,21 @@ void ChannelManager::RecoverLostChannel(const std::string& peer, const Bytes& ch
     counters_.*counter += 1;
     PeerState& ps = PeerLocked(peer);
     Channel* current = SendingChannelLocked(ps);
-    if (current != nullptr && current->id == channel_id) {
-      EraseSecretLocked(peer, *current, now, changes);
-      EnsureSetupLocked(peer, ps, deferred);
+    const bool was_current = current != nullptr && current->id == channel_id;
+    Channel* named = ps.Find(channel_id);
+    if (named != nullptr && named->live() && (was_current || drop_even_if_not_current)) {
+      EraseSecretLocked(peer, *named, now, changes);
     }
+    if (was_current) EnsureSetupLocked(peer, ps, deferred);
     commits_->Enqueue(std::move(changes));
   }
   // Messages sent on that channel from `from_seq` on may not have been opened by the peer (after
   // a ChannelUnknown, by per-pair order, those before the one it names were): resend those, once
   // each, under new message ids. Drain queues a sent copy with each number it takes, under the
-  // lock, and no number is taken on the channel once erased above: after this flush the store
-  // holds every one of them. They stay resendable until sealed again (marked then, in Drain) and
-  // for as long as the protocol keeps sent messages (TTL + skew after their first sending).
+  // lock, only on the current channel, and on this one no longer once erased above: after this
+  // flush the store holds every one of them. They stay resendable until sealed again (marked then,
+  // in Drain) and for as long as the protocol keeps sent messages (TTL + skew after their first
+  // sending).
   commits_->Flush();
   auto lost = journal_.SentOnChannel(peer, channel_id, from_seq);
   {

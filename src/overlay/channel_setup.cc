@@ -326,7 +326,7 @@ void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutc
   const std::pair<std::string, Bytes> log_key{sender, ToBytes(e.message_id())};
   std::shared_ptr<const core::EcPrivateKey> ephemeral;
   Bytes request_tbs_hash;
-  Bytes answered_again;  // the request digest of the completed channel this reply names
+  Bytes answered_again, first_reply;  // the digests of the completed channel this reply names
   {
     std::lock_guard lock(mu_);
     if (setup_log_.count(log_key) != 0) {  // check 5: a reply already opened, replayed
@@ -344,13 +344,14 @@ void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutc
         return;
       }
       answered_again = c->request_tbs_hash;
+      first_reply = c->reply_tbs_hash;
     } else {
       ephemeral = ps->pending->ephemeral;
       request_tbs_hash = ps->pending->request_tbs_hash;
     }
   }
   if (!answered_again.empty()) {
-    OpenReplyAnsweredAgain(e, std::move(answered_again), done);
+    OpenReplyAnsweredAgain(e, answered_again, first_reply, done);
     return;
   }
 
@@ -386,6 +387,7 @@ void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutc
   channel.peer_key = identity_key;
   channel.peer_key_spki = identity_key.SpkiDer();
   channel.request_tbs_hash = std::move(request_tbs_hash);
+  channel.reply_tbs_hash = core::Sha256Bytes(rep_tbs);
   channel.created_ms = now;
   channel.window = ReplayWindow(options_.window_size);
   JournalBatch changes;
@@ -407,16 +409,23 @@ void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutc
 // as one, and everything kept that was sent on the channel goes again on a new one (at least
 // once, as after any loss of state). PROTOCOL.md says nothing of this case: its rules only make
 // the second answer impossible without a loss of state, which is what makes acting on it safe.
-void ChannelManager::OpenReplyAnsweredAgain(v1::Envelope& e, Bytes request_tbs_hash,
+void ChannelManager::OpenReplyAnsweredAgain(v1::Envelope& e, const Bytes& request_tbs_hash,
+                                            const Bytes& first_reply_tbs_hash,
                                             std::function<void(OpenOutcome)>& done) {
   const std::string sender = e.sender();
   const v1::SetupReply& r = e.setup_reply();
   const Bytes setup_id = ToBytes(r.setup_id());
-  // Whatever the outcome, it is counted UNMATCHED_REPLY: by section 7 it fails check 5 (it matches
-  // no pending request), before any check of its certificate or signature.
+  const Bytes rep_tbs = ReplyTbsOf(e, request_tbs_hash);
+  // The first reply replayed once the setup log forgot it (the log's retention follows the TTL
+  // the hub announces, which a hub can shorten and lengthen again): still a replay.
+  if (core::Sha256Bytes(rep_tbs) == first_reply_tbs_hash) {
+    Finish(ReceiveCode::kDuplicate, done);
+    return;
+  }
+  // Otherwise it is counted UNMATCHED_REPLY, whatever the outcome: by section 7 it fails check 5
+  // (it matches no pending request), before any check of its certificate or signature.
   SetupProof proof;
-  if (CheckSetupProof(authenticator_, e, r, ReplyTbsOf(e, request_tbs_hash), clock_.NowMs(),
-                      proof) != ReceiveCode::kOk) {
+  if (CheckSetupProof(authenticator_, e, r, rep_tbs, clock_.NowMs(), proof) != ReceiveCode::kOk) {
     Finish(ReceiveCode::kUnmatchedReply, done);
     return;
   }
@@ -429,8 +438,10 @@ void ChannelManager::OpenReplyAnsweredAgain(v1::Envelope& e, Bytes request_tbs_h
       return;
     }
   }
+  // The peer holds this id under another secret: the channel goes even if no longer current.
   RecoverLostChannel(sender, setup_id, 1, {sender, ToBytes(e.message_id())},
-                     ReceiveCode::kUnmatchedReply, &ChannelCounters::setups_answered_again, done);
+                     ReceiveCode::kUnmatchedReply, &ChannelCounters::setups_answered_again,
+                     /*drop_even_if_not_current=*/true, done);
 }
 
 }  // namespace nodelink::overlay

@@ -22,9 +22,11 @@ struct ChannelManager::Channel {
   bool initiator = false;
   std::optional<core::EcPublicKey> peer_key;  // authenticated this channel's setup
   Bytes peer_key_spki;
-  // For a channel this node initiated: SHA-256(req_tbs) of its SetupRequest, to verify a second
-  // SetupReply to it, which only a peer that lost its state sends (OpenReplyAnsweredAgain).
+  // For a channel this node initiated: SHA-256 of its SetupRequest's req_tbs, to verify a second
+  // SetupReply to it, which only a peer that lost its state sends (OpenReplyAnsweredAgain), and
+  // of the completing reply's rep_tbs, to tell that reply replayed from a second one.
   Bytes request_tbs_hash;
+  Bytes reply_tbs_hash;
   uint64_t created_ms = 0;
   uint64_t order = 0;  // creation order: "newest" means the largest
   bool confirmed = false;  // the peer is known to hold it
@@ -53,7 +55,7 @@ struct ChannelManager::PendingSetup {
 };
 
 struct ChannelManager::QueuedSend {
-  Bytes inner;
+  SharedBytes inner;
   std::function<void(absl::Status)> done;  // null for resends after ChannelUnknown
   uint64_t deadline_ms = 0;  // fails if no channel is up by then
   Bytes resend_of;           // a resend: the message id it repeats (marked resent when sealed)

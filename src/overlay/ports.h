@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -65,6 +66,7 @@ struct ChannelRow {
   bool initiator = false;
   Bytes peer_key_spki;  // the identity key that authenticated the setup
   Bytes request_tbs_hash;  // initiated channels: SHA-256(req_tbs) of the request (empty: unknown)
+  Bytes reply_tbs_hash;    // initiated channels: SHA-256(rep_tbs) of the reply that completed it
   uint64_t created_ms = 0;
   bool confirmed = false;
   uint64_t superseded_ms = 0;
@@ -91,13 +93,17 @@ struct InboxRow {
   Bytes inner;  // serialized Inner (sealed at rest by the journal)
 };
 
+// An inner message shared by a queued send and its sent copy while both need it: the copy is kept
+// without copying the bytes (up to 16 MiB) under the manager's lock.
+using SharedBytes = std::shared_ptr<const Bytes>;
+
 struct SentRow {
   std::string recipient;
   Bytes message_id;
   Bytes channel_id;
   uint64_t seq = 0;
   uint64_t sent_at_ms = 0;
-  Bytes inner;  // sealed at rest by the journal
+  SharedBytes inner;  // sealed at rest by the journal
   bool resent = false;
 };
 

@@ -69,7 +69,7 @@ absl::StatusOr<JournalSnapshot> StoreJournal::Load() {
         db,
         "SELECT peer, channel_id, secret, initiator, peer_key, created_ms, confirmed, "
         "superseded_ms, erase_at_ms, drop_at_ms, send_seq, recv_highest, recv_window, "
-        "renew_requested, request_digest FROM channels");
+        "renew_requested, request_digest, reply_digest FROM channels");
     while (channels.executeStep()) {
       ChannelRow row;
       row.peer = channels.getColumn(0).getString();
@@ -92,6 +92,7 @@ absl::StatusOr<JournalSnapshot> StoreJournal::Load() {
       row.recv_window = BlobOf(channels.getColumn(12));
       row.renew_requested = channels.getColumn(13).getInt() != 0;
       row.request_tbs_hash = BlobOf(channels.getColumn(14));
+      row.reply_tbs_hash = BlobOf(channels.getColumn(15));
       snapshot.channels.push_back(std::move(row));
     }
     SQLite::Statement log(db, "SELECT sender, message_id, seen_ms, reply FROM setup_log");
@@ -173,8 +174,8 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
           Prepared(db,
                    "INSERT OR REPLACE INTO channels(peer, channel_id, secret, initiator, peer_key, "
                    "created_ms, confirmed, superseded_ms, erase_at_ms, drop_at_ms, send_seq, "
-                   "recv_highest, recv_window, renew_requested, request_digest) "
-                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                   "recv_highest, recv_window, renew_requested, request_digest, reply_digest) "
+                   "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       for (const ChannelRow& row : batch.put_channels) {
         put.reset();
         put.bind(1, row.peer);
@@ -198,10 +199,13 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
         put.bind(12, static_cast<int64_t>(row.recv_highest));
         BindBlob(put, 13, row.recv_window);
         put.bind(14, row.renew_requested ? 1 : 0);
-        if (row.request_tbs_hash.empty()) {
-          put.bind(15);
-        } else {
-          BindBlob(put, 15, row.request_tbs_hash);
+        for (const auto& [column, digest] :
+             {std::pair{15, &row.request_tbs_hash}, std::pair{16, &row.reply_tbs_hash}}) {
+          if (digest->empty()) {
+            put.bind(column);  // NULL: not initiated here, or from before schema version 4
+          } else {
+            BindBlob(put, column, *digest);
+          }
         }
         put.exec();
       }
@@ -301,7 +305,8 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
         put.bind(4, static_cast<int64_t>(row.seq));
         put.bind(5, static_cast<int64_t>(row.sent_at_ms));
         put.bind(6, row.resent ? 1 : 0);
-        NL_RETURN_IF_ERROR(bind_inner(put, 7, row.inner, SentFile(row.message_id),
+        NL_RETURN_IF_ERROR(bind_inner(put, 7, row.inner ? *row.inner : Bytes{},
+                                      SentFile(row.message_id),
                                       keys::SentContext(row.recipient, row.message_id),
                                       core::SpoolWrite::kUncached));  // kept for the queue TTL
         put.exec();
@@ -381,7 +386,8 @@ absl::StatusOr<std::optional<SentRow>> StoreJournal::FindSent(std::string_view r
     row.sent_at_ms = static_cast<uint64_t>(q.getColumn(2).getInt64());
     row.resent = q.getColumn(3).getInt() != 0;
     NL_ASSIGN_OR_RETURN(
-        row.inner, InnerOf(q, 4, SentFile(message_id), keys::SentContext(recipient, message_id)));
+        Bytes inner, InnerOf(q, 4, SentFile(message_id), keys::SentContext(recipient, message_id)));
+    row.inner = std::make_shared<const Bytes>(std::move(inner));
     found = std::move(row);
     return absl::OkStatus();
   }));
@@ -415,7 +421,7 @@ absl::StatusOr<std::vector<SentRow>> StoreJournal::SentOnChannel(std::string_vie
         continue;
       }
       if (!inner.ok()) return inner.status();
-      row.inner = *std::move(inner);
+      row.inner = std::make_shared<const Bytes>(*std::move(inner));
       rows.push_back(std::move(row));
     }
     return absl::OkStatus();

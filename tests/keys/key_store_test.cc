@@ -581,7 +581,7 @@ TEST_CASE("migrations: a version 2 store gains the expiry indexes (version 3)") 
   }
 }
 
-TEST_CASE("migrations: a version 3 store's channels gain the request digest, unknown (version 4)") {
+TEST_CASE("migrations: a version 3 store's channels gain the setup digests, unknown (version 4)") {
   TempDir dir;
   core::ManualClock clock;
   const std::string path = dir.File("store.db");
@@ -606,7 +606,8 @@ TEST_CASE("migrations: a version 3 store's channels gain the request digest, unk
   bool unknown = false;
   REQUIRE((*store)
               ->WithDatabase([&](SQLite::Database& db) {
-                unknown = db.execAndGet("SELECT request_digest FROM channels").isNull();
+                SQLite::Statement q(db, "SELECT request_digest, reply_digest FROM channels");
+                unknown = q.executeStep() && q.getColumn(0).isNull() && q.getColumn(1).isNull();
                 return absl::OkStatus();
               })
               .ok());

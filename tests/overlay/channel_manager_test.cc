@@ -643,30 +643,38 @@ TEST_CASE("lost state: a peer restored from a backup answers an old setup again;
   CHECK(a.ReceivedPayloads() == std::vector<std::string>{"reply"});
 }
 
-TEST_CASE("a second answer that does not verify changes nothing") {
+TEST_CASE("a forged second answer, or the first reply replayed late, changes nothing") {
   Federation fed;
   TestNode& a = fed.AddNode("node-a");
   fed.AddNode("node-b");
   fed.SendApp(a, "node-b", "x");
+  std::vector<v1::Envelope> request = fed.relay().Take("node-b", 1);
+  REQUIRE(request.size() == 1);
+  CHECK(fed.relay().Deliver(request[0]) == ReceiveCode::kOk);
+  std::vector<v1::Envelope> reply = fed.relay().Take("node-a", 1);
+  REQUIRE(reply.size() == 1);
+  CHECK(fed.relay().Deliver(reply[0]) == ReceiveCode::kOk);
   fed.relay().Pump();
   const Bytes channel_id = ChannelsWith(a, "node-b")[0].channel_id;
-  // A hub knows the channel id (it is the setup id) but cannot sign for B.
-  v1::Envelope forged;
-  forged.set_version(1);
-  forged.set_federation(testing::kFederation);
-  forged.set_sender("node-b");
-  forged.set_recipient("node-a");
-  forged.set_message_id(ToString(core::RandomBytes(16)));
-  forged.set_sent_at_ms(fed.clock().NowMs());
-  v1::SetupReply* r = forged.mutable_setup_reply();
-  r->set_setup_id(ToString(channel_id));
-  r->set_ephemeral_key(ToString(core::EcPrivateKey::Generate()->PublicKey().Point()));
-  r->add_cert_chain("x");
-  r->set_signature("y");
-  CHECK(fed.relay().Deliver(forged) == ReceiveCode::kUnmatchedReply);  // check 5 comes first
+
+  SUBCASE("forged: a hub knows the channel id (it is the setup id) but cannot sign for B") {
+    v1::Envelope forged = reply[0];
+    forged.set_message_id(ToString(core::RandomBytes(16)));
+    forged.mutable_setup_reply()->set_ephemeral_key(
+        ToString(core::EcPrivateKey::Generate()->PublicKey().Point()));
+    CHECK(fed.relay().Deliver(forged) == ReceiveCode::kUnmatchedReply);  // signature fails
+  }
+  SUBCASE("replayed once the setup log forgot it: a hub shortens the TTL, then lengthens it") {
+    a.manager->SetQueueTtl(60'000);
+    fed.clock().Advance(60'000 + 2 * messages::kMaxClockSkewMs + 1);
+    a.manager->Maintain();  // the setup log keeps TTL + 2 x skew: the reply's entry is gone
+    a.manager->SetQueueTtl(7 * 24 * 3'600'000ULL);
+    CHECK(fed.relay().Deliver(reply[0]) == ReceiveCode::kDuplicate);  // known by its digest
+  }
   CHECK(a.manager->counters().setups_answered_again == 0);
   REQUIRE(ChannelsWith(a, "node-b").size() == 1);
   CHECK(ChannelsWith(a, "node-b")[0].live);
+  CHECK(ChannelsWith(a, "node-b")[0].channel_id == channel_id);
   auto sent = fed.SendApp(a, "node-b", "y");
   fed.relay().Pump();
   CHECK(sent->Wait().ok());
