@@ -67,12 +67,13 @@ TEST_CASE("lost state: the same identity without its channels recovers through C
   Node& a = fed.StartNode("lab-a");
   Exchange(a, fed.StartNode("lab-b"), "first");
   fed.StopNode("lab-b");
+  // Read before lab-b is back: recovery may start as soon as it connects (second route below).
+  const uint64_t setups_before = a.Stats().setups_started;
 
   // lab-b comes back from a backup taken before the channel existed: same key, no channel.
   std::filesystem::copy_file(before, fed.StorePath("lab-b"),
                              std::filesystem::copy_options::overwrite_existing);
   Node& b = fed.StartNode("lab-b");
-  const uint64_t setups_before = a.Stats().setups_started;
   // Sealed on the old channel, answered ChannelUnknown, resent on a new one. Or, when the hub
   // hands lab-b lab-a's old SetupRequest again (lab-b's receipt for it was lost as it stopped),
   // lab-b answers it a second time and lab-a sets up anew on that answer.
