@@ -134,30 +134,23 @@ ALTER TABLE channels ADD COLUMN request_digest BLOB;
 ALTER TABLE channels ADD COLUMN reply_digest BLOB;
 )sql";
 
+// A step that only runs SQL.
+Migration SqlStep(int from, std::string description, const char* sql) {
+  return {from, from + 1, std::move(description), [sql](SQLite::Database& db, const StoreSealer&) {
+            db.exec(sql);
+            return absl::OkStatus();
+          }};
+}
+
 }  // namespace
 
 const std::vector<Migration>& DefaultMigrations() {
   static const std::vector<Migration> migrations = {
-      {0, 1, "identity, trust, channels, replay logs, secagg contexts",
-       [](SQLite::Database& db, const StoreSealer&) {
-         db.exec(kSchemaV1);
-         return absl::OkStatus();
-       }},
-      {1, 2, "large inbox and sent messages in body files",
-       [](SQLite::Database& db, const StoreSealer&) {
-         db.exec(kSchemaV2);
-         return absl::OkStatus();
-       }},
-      {2, 3, "indexes for the expiry of sent copies, answered replies and the setup log",
-       [](SQLite::Database& db, const StoreSealer&) {
-         db.exec(kSchemaV3);
-         return absl::OkStatus();
-       }},
-      {3, 4, "the request and reply digests of initiated channels",
-       [](SQLite::Database& db, const StoreSealer&) {
-         db.exec(kSchemaV4);
-         return absl::OkStatus();
-       }},
+      SqlStep(0, "identity, trust, channels, replay logs, secagg contexts", kSchemaV1),
+      SqlStep(1, "large inbox and sent messages in body files", kSchemaV2),
+      SqlStep(2, "indexes for the expiry of sent copies, answered replies and the setup log",
+              kSchemaV3),
+      SqlStep(3, "the request and reply digests of initiated channels", kSchemaV4),
   };
   return migrations;
 }

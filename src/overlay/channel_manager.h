@@ -165,12 +165,13 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   void MaybeSendChannelUnknownLocked(const v1::Envelope& sealed, Deferred& deferred);
   // PROTOCOL 6, "Lost channels": `peer` does not hold `channel_id` as this node does (it said
   // ChannelUnknown, or answered again the request that set the channel up). Records `log_key`
-  // (the message that said so); drops the channel if it is the current sending one (or in any
-  // case, with `drop_even_if_not_current`) and sets up a new one if it was current; resends what
-  // was sent on it from `from_seq` on; counts `counter` and finishes with `code`.
+  // (the ChannelUnknown, against replays; a second answer needs none: the channel it names is
+  // gone after this); drops the channel, and sets up a new one if it was the current
+  // sending one; resends what was sent on it from `from_seq` on; counts `counter` and finishes
+  // with `code`.
   void RecoverLostChannel(const std::string& peer, const Bytes& channel_id, uint64_t from_seq,
-                          const std::pair<std::string, Bytes>& log_key, messages::ReceiveCode code,
-                          uint64_t ChannelCounters::*counter, bool drop_even_if_not_current,
+                          std::optional<std::pair<std::string, Bytes>> log_key,
+                          messages::ReceiveCode code, uint64_t ChannelCounters::*counter,
                           std::function<void(OpenOutcome)>& done);
 
   // ---- setup (channel_setup.cc) ----

@@ -249,31 +249,31 @@ void ChannelManager::OpenChannelUnknown(v1::Envelope& e, std::function<void(Open
     return;
   }
   RecoverLostChannel(sender, channel_id, cu.about_seq(), log_key, ReceiveCode::kOk,
-                     &ChannelCounters::channel_unknown_acted, /*drop_even_if_not_current=*/false,
-                     done);
+                     &ChannelCounters::channel_unknown_acted, done);
 }
 
 void ChannelManager::RecoverLostChannel(const std::string& peer, const Bytes& channel_id,
                                         uint64_t from_seq,
-                                        const std::pair<std::string, Bytes>& log_key,
+                                        std::optional<std::pair<std::string, Bytes>> log_key,
                                         ReceiveCode code, uint64_t ChannelCounters::*counter,
-                                        bool drop_even_if_not_current,
                                         std::function<void(OpenOutcome)>& done) {
   Deferred deferred;  // the new setup goes out once the lost messages are queued before it
   uint64_t now = clock_.NowMs();
   {
     std::lock_guard lock(mu_);
-    setup_log_[log_key] = now;
     JournalBatch changes;
-    changes.put_setup_log.push_back(SetupLogRow{peer, log_key.second, now, {}});
+    if (log_key) {
+      setup_log_[*log_key] = now;
+      changes.put_setup_log.push_back(SetupLogRow{peer, log_key->second, now, {}});
+    }
     counters_.*counter += 1;
     PeerState& ps = PeerLocked(peer);
+    // The peer holds no such channel (or holds the id under another secret): nothing more can
+    // arrive on it, so it goes even when it is no longer the current one.
     Channel* current = SendingChannelLocked(ps);
     const bool was_current = current != nullptr && current->id == channel_id;
     Channel* named = ps.Find(channel_id);
-    if (named != nullptr && named->live() && (was_current || drop_even_if_not_current)) {
-      EraseSecretLocked(peer, *named, now, changes);
-    }
+    if (named != nullptr && named->live()) EraseSecretLocked(peer, *named, now, changes);
     if (was_current) EnsureSetupLocked(peer, ps, deferred);
     commits_->Enqueue(std::move(changes));
   }

@@ -323,16 +323,11 @@ void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutc
   const std::string sender = e.sender();
   const v1::SetupReply& r = e.setup_reply();
   const Bytes setup_id = ToBytes(r.setup_id());
-  const std::pair<std::string, Bytes> log_key{sender, ToBytes(e.message_id())};
   std::shared_ptr<const core::EcPrivateKey> ephemeral;
   Bytes request_tbs_hash;
-  Bytes answered_again, first_reply;  // the digests of the completed channel this reply names
+  Bytes completed_request, completed_reply;  // digests of the completed channel a reply names
   {
     std::lock_guard lock(mu_);
-    if (setup_log_.count(log_key) != 0) {  // check 5: a reply already opened, replayed
-      FinishLocked(ReceiveCode::kDuplicate, done);
-      return;
-    }
     PeerState* ps = FindPeerLocked(sender);
     // Check 5: a reply matches a pending request only from that request's recipient and with its
     // setup id; rep_tbs is built from the pending request's own values.
@@ -343,15 +338,15 @@ void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutc
         FinishLocked(ReceiveCode::kUnmatchedReply, done);
         return;
       }
-      answered_again = c->request_tbs_hash;
-      first_reply = c->reply_tbs_hash;
+      completed_request = c->request_tbs_hash;
+      completed_reply = c->reply_tbs_hash;
     } else {
       ephemeral = ps->pending->ephemeral;
       request_tbs_hash = ps->pending->request_tbs_hash;
     }
   }
-  if (!answered_again.empty()) {
-    OpenReplyAnsweredAgain(e, answered_again, first_reply, done);
+  if (!completed_request.empty()) {
+    OpenReplyAnsweredAgain(e, completed_request, completed_reply, done);
     return;
   }
 
@@ -392,9 +387,6 @@ void ChannelManager::OpenSetupReply(v1::Envelope& e, std::function<void(OpenOutc
   channel.window = ReplayWindow(options_.window_size);
   JournalBatch changes;
   AddChannelLocked(sender, ps, std::move(channel), changes);
-  // Check 5 for setup messages: this reply, delivered again, is a DUPLICATE (not a second answer).
-  setup_log_[log_key] = now;
-  changes.put_setup_log.push_back(SetupLogRow{sender, log_key.second, now, {}});
   counters_.setups_completed += 1;
   FinishLocked(ReceiveCode::kOk, done, std::move(changes), std::nullopt,
                [this, sender] { Drain(sender); });
@@ -416,8 +408,9 @@ void ChannelManager::OpenReplyAnsweredAgain(v1::Envelope& e, const Bytes& reques
   const v1::SetupReply& r = e.setup_reply();
   const Bytes setup_id = ToBytes(r.setup_id());
   const Bytes rep_tbs = ReplyTbsOf(e, request_tbs_hash);
-  // The first reply replayed once the setup log forgot it (the log's retention follows the TTL
-  // the hub announces, which a hub can shorten and lengthen again): still a replay.
+  // The first reply replayed, at any time while the channel lives (a record in the setup log
+  // would not do: its retention follows the TTL the hub announces, which a hub can shorten and
+  // lengthen again).
   if (core::Sha256Bytes(rep_tbs) == first_reply_tbs_hash) {
     Finish(ReceiveCode::kDuplicate, done);
     return;
@@ -438,10 +431,8 @@ void ChannelManager::OpenReplyAnsweredAgain(v1::Envelope& e, const Bytes& reques
       return;
     }
   }
-  // The peer holds this id under another secret: the channel goes even if no longer current.
-  RecoverLostChannel(sender, setup_id, 1, {sender, ToBytes(e.message_id())},
-                     ReceiveCode::kUnmatchedReply, &ChannelCounters::setups_answered_again,
-                     /*drop_even_if_not_current=*/true, done);
+  RecoverLostChannel(sender, setup_id, 1, std::nullopt, ReceiveCode::kUnmatchedReply,
+                     &ChannelCounters::setups_answered_again, done);
 }
 
 }  // namespace nodelink::overlay

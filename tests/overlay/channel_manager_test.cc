@@ -56,6 +56,25 @@ std::string Flipped(std::string bytes, size_t at) {
   return bytes;
 }
 
+// `from`'s first message to `to`, with the setup delivered one envelope at a time: returns the
+// request and the reply, for a test to deliver again.
+struct DeliveredSetup {
+  v1::Envelope request, reply;
+};
+DeliveredSetup SetUpStepByStep(Federation& fed, TestNode& from, TestNode& to,
+                               const std::string& payload) {
+  fed.SendApp(from, to.id, payload);
+  std::vector<v1::Envelope> request = fed.relay().Take(to.id, 1);
+  REQUIRE(request.size() == 1);
+  REQUIRE(request[0].has_setup_request());
+  CHECK(fed.relay().Deliver(request[0]) == ReceiveCode::kOk);
+  std::vector<v1::Envelope> reply = fed.relay().Take(from.id, 1);
+  REQUIRE(reply.size() == 1);
+  CHECK(fed.relay().Deliver(reply[0]) == ReceiveCode::kOk);
+  fed.relay().Pump();
+  return {request[0], reply[0]};
+}
+
 std::vector<ChannelInfo> ChannelsWith(TestNode& node, const std::string& peer) {
   std::vector<ChannelInfo> out;
   for (const ChannelInfo& c : node.manager->Channels()) {
@@ -528,9 +547,7 @@ TEST_CASE("lost state: ChannelUnknown, a new channel and the resend, without the
   REQUIRE(b.ReceivedPayloads() == std::vector<std::string>{"before"});
 
   // B loses its channels (e.g. a store restored from a backup, channels dropped).
-  b.manager.reset();
-  REQUIRE(b.store->DropChannels("").ok());
-  fed.StartManager(b);
+  fed.DropChannels(b);
 
   auto sent = fed.SendApp(a, "node-b", "lost then found");
   fed.relay().Pump();
@@ -553,9 +570,7 @@ TEST_CASE("lost state: a message sent while a ChannelUnknown is handled is not l
   TestNode& b = fed.AddNode("node-b");
   fed.SendApp(a, "node-b", "before");
   fed.relay().Pump();
-  b.manager.reset();
-  REQUIRE(b.store->DropChannels("").ok());
-  fed.StartManager(b);
+  fed.DropChannels(b);
   fed.SendApp(a, "node-b", "lost");
   std::vector<v1::Envelope> lost = fed.relay().Take("node-b", 1);
   REQUIRE(lost.size() == 1);
@@ -594,19 +609,11 @@ TEST_CASE("lost state: a peer restored from a backup answers an old setup again;
   std::filesystem::copy_file(b.store_path, backup);  // from before any channel
   fed.StartManager(b);
 
-  fed.SendApp(a, "node-b", "first");
-  std::vector<v1::Envelope> request = fed.relay().Take("node-b", 1);
-  REQUIRE(request.size() == 1);
-  REQUIRE(request[0].has_setup_request());
-  CHECK(fed.relay().Deliver(request[0]) == ReceiveCode::kOk);
-  std::vector<v1::Envelope> reply = fed.relay().Take("node-a", 1);
-  REQUIRE(reply.size() == 1);
-  CHECK(fed.relay().Deliver(reply[0]) == ReceiveCode::kOk);
-  fed.relay().Pump();
+  const DeliveredSetup first = SetUpStepByStep(fed, a, b, "first");
   REQUIRE(b.ReceivedPayloads() == std::vector<std::string>{"first"});
   fed.Restart(a);  // what follows needs only what A's store keeps
-  // The same reply again is a replay (check 5), not a second answer: the channel stays.
-  CHECK(fed.relay().Deliver(reply[0]) == ReceiveCode::kDuplicate);
+  // The same reply again is a replay (known by its digest), not a second answer: the channel stays.
+  CHECK(fed.relay().Deliver(first.reply) == ReceiveCode::kDuplicate);
   CHECK(a.manager->counters().setups_answered_again == 0);
 
   // B comes back from the backup, and the hub hands it A's request again (B's receipt for it was
@@ -617,7 +624,7 @@ TEST_CASE("lost state: a peer restored from a backup answers an old setup again;
   std::filesystem::copy_file(backup, b.store_path,
                              std::filesystem::copy_options::overwrite_existing);
   fed.StartManager(b);
-  CHECK(fed.relay().Deliver(request[0]) == ReceiveCode::kOk);
+  CHECK(fed.relay().Deliver(first.request) == ReceiveCode::kOk);
   std::vector<v1::Envelope> again = fed.relay().Take("node-a", 1);
   REQUIRE(again.size() == 1);
   REQUIRE(again[0].has_setup_reply());
@@ -634,7 +641,8 @@ TEST_CASE("lost state: a peer restored from a backup answers an old setup again;
   fed.relay().Pump();
   CHECK(after->Wait().ok());
   CHECK(b.ReceivedPayloads() == std::vector<std::string>{"first", "first", "after restore"});
-  CHECK(fed.relay().Deliver(again[0]) == ReceiveCode::kDuplicate);  // acted on once
+  CHECK(fed.relay().Deliver(again[0]) == ReceiveCode::kUnmatchedReply);  // acted on once: the
+  CHECK(ChannelsWith(a, "node-b").size() == 2);  // channel it names is a tombstone now
   CHECK(a.manager->counters().setups_answered_again == 1);
 
   // And B's messages reach A on the new channel.
@@ -646,19 +654,11 @@ TEST_CASE("lost state: a peer restored from a backup answers an old setup again;
 TEST_CASE("a forged second answer, or the first reply replayed late, changes nothing") {
   Federation fed;
   TestNode& a = fed.AddNode("node-a");
-  fed.AddNode("node-b");
-  fed.SendApp(a, "node-b", "x");
-  std::vector<v1::Envelope> request = fed.relay().Take("node-b", 1);
-  REQUIRE(request.size() == 1);
-  CHECK(fed.relay().Deliver(request[0]) == ReceiveCode::kOk);
-  std::vector<v1::Envelope> reply = fed.relay().Take("node-a", 1);
-  REQUIRE(reply.size() == 1);
-  CHECK(fed.relay().Deliver(reply[0]) == ReceiveCode::kOk);
-  fed.relay().Pump();
+  const DeliveredSetup first = SetUpStepByStep(fed, a, fed.AddNode("node-b"), "x");
   const Bytes channel_id = ChannelsWith(a, "node-b")[0].channel_id;
 
   SUBCASE("forged: a hub knows the channel id (it is the setup id) but cannot sign for B") {
-    v1::Envelope forged = reply[0];
+    v1::Envelope forged = first.reply;
     forged.set_message_id(ToString(core::RandomBytes(16)));
     forged.mutable_setup_reply()->set_ephemeral_key(
         ToString(core::EcPrivateKey::Generate()->PublicKey().Point()));
@@ -669,7 +669,7 @@ TEST_CASE("a forged second answer, or the first reply replayed late, changes not
     fed.clock().Advance(60'000 + 2 * messages::kMaxClockSkewMs + 1);
     a.manager->Maintain();  // the setup log keeps TTL + 2 x skew: the reply's entry is gone
     a.manager->SetQueueTtl(7 * 24 * 3'600'000ULL);
-    CHECK(fed.relay().Deliver(reply[0]) == ReceiveCode::kDuplicate);  // known by its digest
+    CHECK(fed.relay().Deliver(first.reply) == ReceiveCode::kDuplicate);  // known by its digest
   }
   CHECK(a.manager->counters().setups_answered_again == 0);
   REQUIRE(ChannelsWith(a, "node-b").size() == 1);
@@ -874,9 +874,7 @@ TEST_CASE("large messages: sealed body files, erased with their rows, read after
   CHECK(b.manager->PendingInbox().empty());
 
   // The sender's copy serves a resend after the receiver lost its channels.
-  b.manager.reset();
-  REQUIRE(b.store->DropChannels("").ok());
-  fed.StartManager(b);
+  fed.DropChannels(b);
   fed.SendApp(a, "node-b", large + "again");
   fed.relay().Pump();
   CHECK(b.ReceivedPayloads().back() == large + "again");

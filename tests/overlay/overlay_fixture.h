@@ -291,6 +291,13 @@ class Federation {
     node.journal.reset();
     node.store.reset();
   }
+  // The node loses its channels, as after `nodelink-keys channels drop` (what a store restored
+  // from a backup must do), and starts again.
+  void DropChannels(TestNode& node) {
+    node.manager.reset();
+    REQUIRE(node.store->DropChannels("").ok());
+    StartManager(node);
+  }
   void Restart(TestNode& node) {
     Close(node);
     StartManager(node);
