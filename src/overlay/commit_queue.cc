@@ -6,6 +6,32 @@
 
 namespace nodelink::overlay {
 
+namespace {
+thread_local CommitQueue::CallerScope* t_scope = nullptr;
+}  // namespace
+
+CommitQueue::CallerScope::CallerScope() : outermost_(t_scope == nullptr) {
+  if (outermost_) t_scope = this;
+}
+
+CommitQueue::CallerScope::~CallerScope() {
+  if (!outermost_) return;
+  t_scope = nullptr;
+  for (auto [queue, items] : deferred_) queue->CommitHereIfIdle(items);
+}
+
+CommitQueue::CallerScope* CommitQueue::CallerScope::Current() { return t_scope; }
+
+void CommitQueue::CallerScope::Add(CommitQueue* queue) {
+  for (auto& [q, items] : deferred_) {
+    if (q == queue) {
+      ++items;
+      return;
+    }
+  }
+  deferred_.emplace_back(queue, 1);
+}
+
 CommitQueue::CommitQueue(ChannelJournal& journal, std::function<void(absl::Status)> on_failure)
     : journal_(journal), on_failure_(std::move(on_failure)), thread_([this] {
         core::NameThisThread("nl-store-commit");
@@ -24,21 +50,26 @@ void CommitQueue::Shutdown() {
 }
 
 void CommitQueue::Enqueue(JournalBatch changes, std::function<void()> then, CommitBy by) {
+  CallerScope* scope = by == CommitBy::kThread && !then ? CallerScope::Current() : nullptr;
   {
     std::lock_guard lock(mu_);
     if (failed_ || exited_) return;
     queue_.push_back(Item{std::move(changes), std::move(then)});
     ++enqueued_;
   }
-  if (by == CommitBy::kThread) wake_.notify_one();
+  if (scope != nullptr) {
+    scope->Add(this);
+  } else if (by == CommitBy::kThread) {
+    wake_.notify_one();
+  }
 }
 
 void CommitQueue::CommitOnThread() { wake_.notify_one(); }
 
-void CommitQueue::CommitHereIfIdle() {
+void CommitQueue::CommitHereIfIdle(size_t own) {
   std::unique_lock lock(mu_);
   if (committing_) return;  // whoever commits now takes the queue after (Run, or below)
-  if (queue_.size() > 1) {
+  if (queue_.size() > own) {
     // Others are queuing too: one transaction of the thread's for all of them is cheaper than
     // this caller's own.
     wake_.notify_one();

@@ -15,6 +15,8 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "overlay/ports.h"
@@ -48,10 +50,10 @@ class CommitQueue {
   void Enqueue(JournalBatch changes, std::function<void()> then = nullptr,
                CommitBy by = CommitBy::kThread);
 
-  // At light load (one item queued, no commit running) commits it, and runs its `then`, on the
-  // calling thread; otherwise the commit thread takes the queue (nothing waits for this call).
-  // Thread-safe; not from a `then`.
-  void CommitHereIfIdle();
+  // At light load (no more than `own` items queued, the caller's, and no commit running) commits
+  // them, and runs their `then`, on the calling thread; otherwise the commit thread takes the
+  // queue (nothing waits for this call). Thread-safe; not from a `then`.
+  void CommitHereIfIdle(size_t own = 1);
   // Wakes the commit thread for items queued with CommitBy::kCaller.
   void CommitOnThread();
 
@@ -59,6 +61,30 @@ class CommitQueue {
   void Flush();
 
   Stats stats() const;
+
+  // While one lives on a thread, the items that thread enqueues with CommitBy::kThread and no
+  // `then` (nothing waits for them: sent copies, answered replies, inbox removals) do not wake the
+  // commit thread; the scope's end commits them together on this thread (CommitHereIfIdle), or
+  // wakes the commit thread if others queued meanwhile. For a short stretch of work on the
+  // latency path, with no waiting inside: the router's dispatch of a message that came alone,
+  // whose reply then leaves before the commit, and one transaction without a thread wake-up
+  // follows instead of up to three. Scopes nest (an inner one does nothing). Every queue an item
+  // went to must outlive the scope.
+  class CallerScope {
+   public:
+    CallerScope();
+    ~CallerScope();
+    CallerScope(const CallerScope&) = delete;
+    CallerScope& operator=(const CallerScope&) = delete;
+
+   private:
+    friend class CommitQueue;
+    static CallerScope* Current();
+    void Add(CommitQueue* queue);
+
+    bool outermost_;
+    std::vector<std::pair<CommitQueue*, size_t>> deferred_;  // items per queue
+  };
 
  private:
   struct Item {

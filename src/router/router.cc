@@ -15,6 +15,7 @@
 #include "core/encoding.h"
 #include "core/random.h"
 #include "core/status.h"
+#include "overlay/commit_queue.h"
 #include "router/error_reply.h"
 #include "router/event_wait_exchange.h"
 #include "router/periodic_timer.h"
@@ -349,8 +350,14 @@ void Router::Impl::OnOpened(const Bytes& message_id, const std::string& sender,
   if (outcome.code == messages::ReceiveCode::kOk && outcome.message.has_value()) {
     // Outcomes of one sender complete in open order, so dispatches queue in arrival order. When
     // the open committed on this worker (overlay/commit_queue.h), it goes on to the dispatch.
+    // A message that came alone has what its dispatch records (the answered reply, the reply's
+    // sent copy, the inbox removal) committed together on this worker once the dispatch returns,
+    // the reply already sent, rather than by the commit thread woken for each (CallerScope).
+    const bool alone = depth == 0;
     executor_.PostNext(HandleStrand(sender),
-                       [this, message = std::move(*outcome.message)]() mutable {
+                       [this, alone, message = std::move(*outcome.message)]() mutable {
+                         std::optional<overlay::CommitQueue::CallerScope> commit_after;
+                         if (alone) commit_after.emplace();
                          DispatchMessage(std::move(message));
                        });
   } else if (outcome.message.has_value()) {

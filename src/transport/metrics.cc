@@ -34,6 +34,7 @@ HubMetricsSnapshot Snapshot(const HubCounters& c, const QueueTotals& queued,
   for (size_t i = 0; i < kRejectCodeSlots; ++i) s.rejected[i] = c.rejected[i].load(r);
   s.pushed = c.pushed.load(r);
   s.redeliveries = c.redeliveries.load(r);
+  s.pushed_at_once = c.pushed_at_once.load(r);
   s.delivered = c.delivered.load(r);
   s.delivered_unmatched = c.delivered_unmatched.load(r);
   s.expired = c.expired.load(r);
@@ -77,6 +78,10 @@ std::string RenderPrometheus(const HubMetricsSnapshot& s) {
          "Envelopes pushed to recipients (redeliveries included).", s.pushed);
   Metric(out, "nodelink_hub_redeliveries_total", "counter",
          "Pushes of an envelope already pushed once by this hub process.", s.redeliveries);
+  Metric(out, "nodelink_hub_envelopes_pushed_at_once_total", "counter",
+         "Envelopes pushed right after their commit, their recipient waiting (not read back from "
+         "the queue).",
+         s.pushed_at_once);
   Metric(out, "nodelink_hub_envelopes_delivered_total", "counter",
          "Delivered receipts that deleted an envelope.", s.delivered);
   Metric(out, "nodelink_hub_delivered_unmatched_total", "counter",

@@ -28,6 +28,7 @@ struct HubCounters {
   std::array<std::atomic<uint64_t>, kRejectCodeSlots> rejected{};
   std::atomic<uint64_t> pushed{0};
   std::atomic<uint64_t> redeliveries{0};  // pushes of an envelope pushed before (this process)
+  std::atomic<uint64_t> pushed_at_once{0};  // pushed right after its commit, not read back
   std::atomic<uint64_t> delivered{0};
   std::atomic<uint64_t> delivered_unmatched{0};  // Delivered naming nothing in flight
   std::atomic<uint64_t> expired{0};
@@ -43,8 +44,8 @@ struct HubMetricsSnapshot {
            streams_permission_denied = 0, streams_failed_precondition = 0;
   uint64_t accepted = 0, duplicates = 0;
   std::array<uint64_t, kRejectCodeSlots> rejected{};
-  uint64_t pushed = 0, redeliveries = 0, delivered = 0, delivered_unmatched = 0, expired = 0,
-           notices_sent = 0, reads_paused = 0;
+  uint64_t pushed = 0, redeliveries = 0, pushed_at_once = 0, delivered = 0, delivered_unmatched = 0,
+           expired = 0, notices_sent = 0, reads_paused = 0;
   std::array<uint64_t, kFaultKinds> faults_injected{};
   QueueTotals queued;
   CommitterStats commits;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <future>
+#include <memory>
 #include <utility>
 
 #include "messages/envelope_check.h"
@@ -13,6 +14,9 @@ namespace nodelink::transport {
 namespace {
 
 constexpr size_t kNoticeSlack = 16;  // extra rows per fetch, for notices (they take no credit)
+// Envelopes up to this size are pushed from memory when their recipient waits (Relay::PushNow);
+// larger ones are read back from the queue, so the hub holds one copy of each.
+constexpr size_t kPushNowMaxBytes = 64 << 10;
 
 // Ids read from the network are logged only when they are valid names (no control characters).
 std::string_view SafeId(const std::string& id) {
@@ -150,6 +154,13 @@ void Relay::OnEnvelope(Session* session, const std::string& node_id, const v1::E
   std::optional<std::pair<v1::Code, std::string>> refusal = CheckEnvelope(node_id, e);
   std::string body;
   if (!refusal) body = e.SerializeAsString();
+  // A small envelope is kept as parsed, so that if its recipient is waiting, the hub pushes it
+  // right after the commit instead of reading it back from the queue (PushNow).
+  std::shared_ptr<v1::HubFrame> pushable;
+  if (!refusal && body.size() <= kPushNowMaxBytes) {
+    pushable = std::make_shared<v1::HubFrame>();
+    *pushable->mutable_envelope() = e;
+  }
 
   std::lock_guard lock(mu_);
   auto it = conns_.find(node_id);
@@ -160,9 +171,10 @@ void Relay::OnEnvelope(Session* session, const std::string& node_id, const v1::E
   AppendRequest request{
       e.sender(), e.recipient(), e.message_id(), now, now + options_.queue_ttl_ms, std::move(body)};
   const bool posted = committer_.Append(
-      std::move(request), [this, node_id, epoch, recipient = e.recipient(),
-                           message_id = e.message_id()](const absl::StatusOr<AppendResult>& r) {
-        OnAppended(node_id, epoch, recipient, message_id, r);
+      std::move(request),
+      [this, node_id, epoch, recipient = e.recipient(), message_id = e.message_id(),
+       pushable = std::move(pushable)](const absl::StatusOr<AppendResult>& r) {
+        OnAppended(node_id, epoch, recipient, message_id, pushable.get(), r);
       });
   if (!posted) session->End(absl::UnavailableError("the hub is shutting down; reconnect later"));
 }
@@ -179,7 +191,7 @@ void Relay::Answer(const std::string& sender, uint64_t epoch, v1::HubFrame frame
 
 void Relay::OnAppended(const std::string& sender, uint64_t sender_epoch,
                        const std::string& recipient, const std::string& message_id,
-                       const absl::StatusOr<AppendResult>& result) {
+                       v1::HubFrame* pushable, const absl::StatusOr<AppendResult>& result) {
   std::lock_guard lock(mu_);
   if (!result.ok()) {
     // Nothing durable to answer: end the stream so that the client resends after reconnecting.
@@ -195,7 +207,9 @@ void Relay::OnAppended(const std::string& sender, uint64_t sender_epoch,
       counters_.accepted.fetch_add(1, std::memory_order_relaxed);
       frame.mutable_accepted()->set_message_id(message_id);
       Answer(sender, sender_epoch, std::move(frame));
-      NotifyQueued(recipient);
+      if (pushable == nullptr || !PushNow(recipient, result->id, message_id, *pushable)) {
+        NotifyQueued(recipient);
+      }
       return;
     case AppendOutcome::kDuplicate:
       counters_.duplicates.fetch_add(1, std::memory_order_relaxed);
@@ -220,6 +234,22 @@ void Relay::AnswerQueueFull(const std::string& sender, uint64_t sender_epoch,
   r->set_code(v1::QUEUE_FULL);
   r->set_detail(std::move(detail));
   Answer(sender, sender_epoch, std::move(frame));
+}
+
+bool Relay::PushNow(const std::string& recipient, uint64_t queue_id, const std::string& message_id,
+                    v1::HubFrame& frame) {
+  auto it = conns_.find(recipient);
+  if (it == conns_.end() || it->second.session == nullptr) return false;
+  Conn& c = it->second;
+  // Every row of this recipient's below `queue_id` has been handled (not `more`: the last fetch
+  // found nothing above the cursor, and each commit since was pushed here), so pushing this one
+  // now keeps the queue's order.
+  const uint64_t bytes = frame.envelope().ByteSizeLong();
+  if (c.more || c.fetching || queue_id <= c.cursor || !HasRoom(c, message_id, bytes)) return false;
+  ++c.commit_gen;
+  counters_.pushed_at_once.fetch_add(1, std::memory_order_relaxed);
+  PushRow(recipient, c, std::move(frame), queue_id, message_id, bytes);
+  return true;
 }
 
 void Relay::NotifyQueued(const std::string& recipient) {
@@ -276,17 +306,7 @@ void Relay::OnFetched(const std::string& node_id, uint64_t epoch, uint64_t gen,
       c.cursor = row.id;
       continue;
     }
-    if (c.in_flight.size() >= c.max_in_flight ||
-        (!c.in_flight.empty() &&
-         c.in_flight_bytes + row.body.size() > options_.max_in_flight_bytes)) {
-      waiting_for_ack = true;
-      break;
-    }
-    // One envelope per message id in flight, so that Delivered is unambiguous (see relay.h).
-    const bool id_in_flight =
-        std::any_of(c.in_flight.begin(), c.in_flight.end(),
-                    [&](const InFlight& f) { return f.message_id == row.message_id; });
-    if (id_in_flight) {
+    if (!HasRoom(c, row.message_id, row.body.size())) {
       waiting_for_ack = true;
       break;
     }
@@ -297,27 +317,7 @@ void Relay::OnFetched(const std::string& node_id, uint64_t epoch, uint64_t gen,
       c.cursor = row.id;
       continue;
     }
-    const Fault fault = faults_ ? faults_->Choose(frame.envelope()) : Fault::kNone;
-    if (fault != Fault::kNone) {
-      counters_.faults_injected[static_cast<size_t>(fault)].fetch_add(1,
-                                                                      std::memory_order_relaxed);
-    }
-    if (fault == Fault::kDrop) {  // accepted, then lost: as if the recipient had acknowledged it
-      committer_.Delete(row.id);
-      c.cursor = row.id;
-      continue;
-    }
-    c.in_flight.push_back({row.id, row.message_id, row.body.size()});
-    c.in_flight_bytes += row.body.size();
-    c.cursor = row.id;
-    counters_.pushed.fetch_add(1, std::memory_order_relaxed);
-    uint64_t& high = pushed_high_[node_id];
-    if (row.id <= high) {
-      counters_.redeliveries.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      high = row.id;
-    }
-    Push(c, std::move(frame), row.id, fault);
+    PushRow(node_id, c, std::move(frame), row.id, row.message_id, row.body.size());
   }
   if (waiting_for_ack) {
     c.more = true;  // OnDelivered fetches again
@@ -326,6 +326,39 @@ void Relay::OnFetched(const std::string& node_id, uint64_t epoch, uint64_t gen,
   // An empty fetch with no commit since it started means the queue is drained above the cursor.
   c.more = !rows->empty() || c.commit_gen != gen;
   MaybeFetch(node_id, c);
+}
+
+bool Relay::HasRoom(const Conn& c, const std::string& message_id, uint64_t bytes) const {
+  if (c.in_flight.size() >= c.max_in_flight) return false;
+  if (!c.in_flight.empty() && c.in_flight_bytes + bytes > options_.max_in_flight_bytes) {
+    return false;
+  }
+  // One envelope per message id in flight, so that Delivered is unambiguous (see relay.h).
+  return std::none_of(c.in_flight.begin(), c.in_flight.end(),
+                      [&](const InFlight& f) { return f.message_id == message_id; });
+}
+
+void Relay::PushRow(const std::string& node_id, Conn& c, v1::HubFrame frame, uint64_t queue_id,
+                    const std::string& message_id, uint64_t bytes) {
+  c.cursor = queue_id;
+  const Fault fault = faults_ ? faults_->Choose(frame.envelope()) : Fault::kNone;
+  if (fault != Fault::kNone) {
+    counters_.faults_injected[static_cast<size_t>(fault)].fetch_add(1, std::memory_order_relaxed);
+  }
+  if (fault == Fault::kDrop) {  // accepted, then lost: as if the recipient had acknowledged it
+    committer_.Delete(queue_id);
+    return;
+  }
+  c.in_flight.push_back({queue_id, message_id, bytes});
+  c.in_flight_bytes += bytes;
+  counters_.pushed.fetch_add(1, std::memory_order_relaxed);
+  uint64_t& high = pushed_high_[node_id];
+  if (queue_id <= high) {
+    counters_.redeliveries.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    high = queue_id;
+  }
+  Push(c, std::move(frame), queue_id, fault);
 }
 
 void Relay::Push(Conn& c, v1::HubFrame frame, uint64_t queue_id, Fault fault) {

@@ -142,7 +142,17 @@ class Relay {
   void OnFetched(const std::string& node_id, uint64_t epoch, uint64_t gen,
                  absl::StatusOr<std::vector<QueuedItem>> rows);
   void OnAppended(const std::string& sender, uint64_t sender_epoch, const std::string& recipient,
-                  const std::string& message_id, const absl::StatusOr<AppendResult>& result);
+                  const std::string& message_id, v1::HubFrame* pushable,
+                  const absl::StatusOr<AppendResult>& result);
+  // Pushes a just-committed envelope at once if its recipient is connected, has room and has no
+  // older row waiting; false if it must go through a fetch instead.
+  bool PushNow(const std::string& recipient, uint64_t queue_id, const std::string& message_id,
+               v1::HubFrame& frame);
+  // Whether `c` can take one more envelope of `bytes` with `message_id` now.
+  bool HasRoom(const Conn& c, const std::string& message_id, uint64_t bytes) const;
+  // Puts a row in flight (or applies an injected fault to it) and pushes it; advances the cursor.
+  void PushRow(const std::string& node_id, Conn& c, v1::HubFrame frame, uint64_t queue_id,
+               const std::string& message_id, uint64_t bytes);
   void AnswerQueueFull(const std::string& sender, uint64_t sender_epoch,
                        const std::string& message_id, std::string detail);
   void NotifyQueued(const std::string& recipient);

@@ -173,6 +173,26 @@ TEST_CASE("queue store: expiry queues a notice for the sender; dedup outlives th
   }
 }
 
+TEST_CASE("sqlite queue store: a second store on an open database is refused, saying why") {
+  // Two hubs on one data directory would push and delete each other's rows, and the second's
+  // OpenSpool would remove body files of the first one's commits.
+  process::TempDir dir;
+  const std::string path = dir.File("queue.db");
+  auto first = SqliteQueueStore::Open({path});
+  REQUIRE(first.ok());
+  CommitOk(**first, {Req("a", "r", "1")});
+  auto second = SqliteQueueStore::Open({path});  // waits out the busy timeout (5 s)
+  REQUIRE_FALSE(second.ok());
+  CHECK(absl::IsFailedPrecondition(second.status()));
+  CHECK_MESSAGE(second.status().message().find("in use by another process") != std::string::npos,
+                second.status());
+  CHECK(FetchAll(**first, "r").size() == 1);  // the first is unaffected
+  first->reset();
+  auto again = SqliteQueueStore::Open({path});  // the lock goes with the first store
+  REQUIRE(again.ok());
+  CHECK(FetchAll(**again, "r").size() == 1);
+}
+
 TEST_CASE("sqlite queue store: rows, dedup, usage and increasing ids survive reopening") {
   process::TempDir dir;
   const std::string path = dir.File("queue.db");

@@ -129,6 +129,40 @@ TEST_CASE("relay: credits bound pushes; acknowledgements in any order free them"
   REQUIRE(Eventually([&] { return rig.committer->totals().items == 0; }));
 }
 
+TEST_CASE("relay: a waiting recipient gets an envelope at once, never ahead of older ones") {
+  Rig rig;
+  FakeSession& x = rig.NewSession();
+  FakeSession& y = rig.NewSession();
+  FakeSession& r = rig.NewSession();
+  REQUIRE(rig.relay->Attach(&x, "node-x", 0).ok());
+  REQUIRE(rig.relay->Attach(&y, "node-y", 0).ok());
+  REQUIRE(rig.relay->Attach(&r, "node-r", 8).ok());
+  std::promise<void> settled;  // after the Attach's fetch, which found nothing: r is waiting
+  CHECK(rig.committer->Fetch("node-r", 0, 1, 1, [&](auto) { settled.set_value(); }));
+  settled.get_future().get();
+  rig.relay->OnEnvelope(&x, "node-x", Env("node-x", "node-r", Id(1)));
+  REQUIRE(Eventually([&] { return r.pushed().size() == 1; }));
+  CHECK(rig.counters.pushed_at_once.load() == 1);  // not read back from the queue
+  // y's envelope has the id of the one in flight, so it waits (see the next test). x's next one
+  // has room and a fresh id, but an older row is waiting: it must not overtake it.
+  rig.relay->OnEnvelope(&y, "node-y", Env("node-y", "node-r", Id(1)));
+  REQUIRE(Eventually([&] { return y.CountAccepted() == 1; }));
+  rig.relay->OnEnvelope(&x, "node-x", Env("node-x", "node-r", Id(2)));
+  REQUIRE(Eventually([&] { return x.CountAccepted() == 2; }));
+  std::promise<void> flushed;  // a fetch round trip through the committer
+  CHECK(rig.committer->Fetch("node-r", 0, 1, 1, [&](auto) { flushed.set_value(); }));
+  flushed.get_future().get();
+  CHECK(r.pushed().size() == 1);
+  rig.relay->OnDelivered(&r, "node-r", Id(1));
+  REQUIRE(Eventually([&] { return r.pushed().size() == 3; }));
+  CHECK(r.pushed()[1].sender() == "node-y");
+  CHECK(r.pushed()[2].message_id() == Id(2));
+  CHECK(rig.counters.pushed_at_once.load() == 1);
+  rig.relay->OnDelivered(&r, "node-r", Id(1));
+  rig.relay->OnDelivered(&r, "node-r", Id(2));
+  REQUIRE(Eventually([&] { return rig.committer->totals().items == 0; }));
+}
+
 TEST_CASE("relay: two senders' envelopes with one message id are never in flight together") {
   // Delivered names no sender: if both were in flight, the recipient's receipt for one could
   // delete the other before it was processed. The later one waits for the earlier's receipt.
