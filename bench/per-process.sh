@@ -11,31 +11,11 @@ bin=${2:-build/bin}
 queue=${3:-sqlite}
 count=${4:-300}
 size=${5:-1048576}
-work=$(mktemp -d)
-tag=run-$$-$RANDOM  # this run's messages only
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }     # clock ticks
+max_in_flight=16
+# shellcheck source=bench/kept-federation.sh
+source "$(dirname "$0")/kept-federation.sh"
 written() { awk '/^write_bytes/ {print $2}' "/proc/$1/io" 2>/dev/null || echo 0; }
 faults() { awk '{print $10}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-participant() {  # run with &: exec makes $! the participant itself
-  exec "$bin/nodelink-bench" participant --store "$fed/$1.db" --passphrase-file "$fed/passphrase" \
-    --hub "127.0.0.1:$port" --tag "$tag" --count "$count" --size "$size" --max-in-flight 16 "${@:2}"
-}
-
-"$bin/nodelink-hub" --federation bench --listen 127.0.0.1:0 --tls-cert "$fed/hub.pem" \
-  --tls-key "$fed/hub.key" --tls-ca "$fed/ca/ca.pem" --data-dir "$work" \
-  --port-file "$work/port" --metrics-listen off --log-level warn --queue "$queue" 2>/dev/null &
-hub=$!
-pids+=("$hub")
-for _ in $(seq 100); do [[ -s $work/port ]] && break; sleep 0.1; done
-port=$(cat "$work/port")
 
 participant sink --role sink --peer source --concurrency 1 >"$work/sink.out" 2>&1 &
 sink=$!
