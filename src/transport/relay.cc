@@ -154,18 +154,19 @@ void Relay::OnEnvelope(Session* session, const std::string& node_id, const v1::E
   std::optional<std::pair<v1::Code, std::string>> refusal = CheckEnvelope(node_id, e);
   std::string body;
   if (!refusal) body = e.SerializeAsString();
-  // A small envelope is kept as parsed, so that if its recipient is waiting, the hub pushes it
-  // right after the commit instead of reading it back from the queue (PushNow).
-  std::shared_ptr<v1::HubFrame> pushable;
-  if (!refusal && body.size() <= kPushNowMaxBytes) {
-    pushable = std::make_shared<v1::HubFrame>();
-    *pushable->mutable_envelope() = e;
-  }
 
   std::lock_guard lock(mu_);
   auto it = conns_.find(node_id);
   if (it == conns_.end() || it->second.session != session) return;  // replaced: no answer
   if (refusal) return Reject(session, e, refusal->first, std::move(refusal->second));
+  // A small envelope for a recipient that waits is kept as parsed, so that the hub pushes it right
+  // after the commit instead of reading it back from the queue (PushNow). Under load recipients
+  // have rows queued, and nothing is copied.
+  std::shared_ptr<v1::HubFrame> pushable;
+  if (body.size() <= kPushNowMaxBytes && Waiting(e.recipient()) != nullptr) {
+    pushable = std::make_shared<v1::HubFrame>();
+    *pushable->mutable_envelope() = e;
+  }
   const uint64_t epoch = it->second.epoch;
   const uint64_t now = clock_.NowMs();
   AppendRequest request{
@@ -236,19 +237,24 @@ void Relay::AnswerQueueFull(const std::string& sender, uint64_t sender_epoch,
   Answer(sender, sender_epoch, std::move(frame));
 }
 
+Relay::Conn* Relay::Waiting(const std::string& recipient) {
+  auto it = conns_.find(recipient);
+  if (it == conns_.end() || it->second.session == nullptr) return nullptr;
+  Conn& c = it->second;
+  return c.more || c.fetching ? nullptr : &c;
+}
+
 bool Relay::PushNow(const std::string& recipient, uint64_t queue_id, const std::string& message_id,
                     v1::HubFrame& frame) {
-  auto it = conns_.find(recipient);
-  if (it == conns_.end() || it->second.session == nullptr) return false;
-  Conn& c = it->second;
-  // Every row of this recipient's below `queue_id` has been handled (not `more`: the last fetch
+  Conn* c = Waiting(recipient);
+  // Waiting, every row of this recipient's below `queue_id` has been handled (the last fetch
   // found nothing above the cursor, and each commit since was pushed here), so pushing this one
   // now keeps the queue's order.
   const uint64_t bytes = frame.envelope().ByteSizeLong();
-  if (c.more || c.fetching || queue_id <= c.cursor || !HasRoom(c, message_id, bytes)) return false;
-  ++c.commit_gen;
+  if (c == nullptr || queue_id <= c->cursor || !HasRoom(*c, message_id, bytes)) return false;
+  ++c->commit_gen;
   counters_.pushed_at_once.fetch_add(1, std::memory_order_relaxed);
-  PushRow(recipient, c, std::move(frame), queue_id, message_id, bytes);
+  PushRow(recipient, *c, std::move(frame), queue_id, message_id, bytes);
   return true;
 }
 

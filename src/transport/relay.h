@@ -144,8 +144,11 @@ class Relay {
   void OnAppended(const std::string& sender, uint64_t sender_epoch, const std::string& recipient,
                   const std::string& message_id, v1::HubFrame* pushable,
                   const absl::StatusOr<AppendResult>& result);
-  // Pushes a just-committed envelope at once if its recipient is connected, has room and has no
-  // older row waiting; false if it must go through a fetch instead.
+  // The recipient's stream if it is connected and waits: no row above its cursor may be queued
+  // (not `more`) and no fetch is running. Null otherwise.
+  Conn* Waiting(const std::string& recipient);
+  // Pushes a just-committed envelope at once if its recipient waits and has room; false if it
+  // must go through a fetch instead.
   bool PushNow(const std::string& recipient, uint64_t queue_id, const std::string& message_id,
                v1::HubFrame& frame);
   // Whether `c` can take one more envelope of `bytes` with `message_id` now.

@@ -85,16 +85,19 @@ JournalBatch OneRow() {
 // Until its thread first sleeps, the queue's thread takes whatever it finds queued, unwoken. One
 // commit through it and a Flush (which returns once the thread is back asleep: it holds the lock
 // from its batch's end until it waits) leave it asleep, so a test sees who commits what.
-void UntilThreadSleeps(CommitQueue& queue, RecordingJournal& journal) {
-  queue.Enqueue(OneRow());
-  queue.Flush();
-  journal.Forget();
-}
-
-TEST_CASE("commit queue: alone, a caller's item commits on the caller's thread before it returns") {
+struct SleepingQueue {
   RecordingJournal journal;
-  CommitQueue queue(journal, nullptr);
-  UntilThreadSleeps(queue, journal);
+  CommitQueue queue{journal, nullptr};
+  SleepingQueue() {
+    queue.Enqueue(OneRow());
+    queue.Flush();
+    journal.Forget();
+  }
+};
+
+TEST_CASE_FIXTURE(
+    SleepingQueue,
+    "commit queue: alone, a caller's item commits on the caller's thread before it returns") {
   std::thread::id ran_on;
   queue.Enqueue(
       OneRow(), [&] { ran_on = std::this_thread::get_id(); }, CommitBy::kCaller);
@@ -104,10 +107,8 @@ TEST_CASE("commit queue: alone, a caller's item commits on the caller's thread b
   CHECK(journal.commits()[0].thread == std::this_thread::get_id());
 }
 
-TEST_CASE("commit queue: CommitOnThread hands a caller's item to the commit thread") {
-  RecordingJournal journal;
-  CommitQueue queue(journal, nullptr);
-  UntilThreadSleeps(queue, journal);
+TEST_CASE_FIXTURE(SleepingQueue,
+                  "commit queue: CommitOnThread hands a caller's item to the commit thread") {
   std::atomic<bool> ran{false};
   queue.Enqueue(
       OneRow(), [&] { ran = true; }, CommitBy::kCaller);
@@ -118,10 +119,9 @@ TEST_CASE("commit queue: CommitOnThread hands a caller's item to the commit thre
   CHECK(journal.commits()[0].thread != std::this_thread::get_id());
 }
 
-TEST_CASE("commit queue: with another item queued, or a commit running, the thread batches") {
-  RecordingJournal journal;
-  CommitQueue queue(journal, nullptr);
-  UntilThreadSleeps(queue, journal);
+TEST_CASE_FIXTURE(
+    SleepingQueue,
+    "commit queue: with another item queued, or a commit running, the thread batches") {
   SUBCASE("two items queued: one transaction on the commit thread") {
     queue.Enqueue(OneRow(), nullptr, CommitBy::kCaller);
     queue.Enqueue(OneRow(), nullptr, CommitBy::kCaller);
@@ -158,9 +158,9 @@ bool UsualPathInSomeRun(Case run_once) {
 
 TEST_CASE("commit queue: in a CallerScope, items nobody waits for commit together at its end") {
   CHECK(UsualPathInSomeRun([] {
-    RecordingJournal journal;
-    CommitQueue queue(journal, nullptr);
-    UntilThreadSleeps(queue, journal);
+    SleepingQueue q;
+    RecordingJournal& journal = q.journal;
+    CommitQueue& queue = q.queue;
     {
       CommitQueue::CallerScope scope;
       queue.Enqueue(OneRow());
@@ -180,11 +180,10 @@ TEST_CASE("commit queue: in a CallerScope, items nobody waits for commit togethe
   }));
 }
 
-TEST_CASE("commit queue: in a CallerScope, an item with a `then` still goes to the thread") {
+TEST_CASE_FIXTURE(
+    SleepingQueue,
+    "commit queue: in a CallerScope, an item with a `then` still goes to the thread") {
   // Someone waits for it (a sequence reservation resumes sending): it must not wait for the end.
-  RecordingJournal journal;
-  CommitQueue queue(journal, nullptr);
-  UntilThreadSleeps(queue, journal);
   CommitQueue::CallerScope scope;
   std::atomic<bool> ran{false};
   queue.Enqueue(OneRow(), [&] { ran = true; });
@@ -196,9 +195,9 @@ TEST_CASE("commit queue: in a CallerScope, an item with a `then` still goes to t
 
 TEST_CASE("commit queue: a CallerScope's end leaves the batch to the thread if others queued") {
   CHECK(UsualPathInSomeRun([] {
-    RecordingJournal journal;
-    CommitQueue queue(journal, nullptr);
-    UntilThreadSleeps(queue, journal);
+    SleepingQueue q;
+    RecordingJournal& journal = q.journal;
+    CommitQueue& queue = q.queue;
     {
       CommitQueue::CallerScope scope;
       queue.Enqueue(OneRow());
@@ -212,10 +211,8 @@ TEST_CASE("commit queue: a CallerScope's end leaves the batch to the thread if o
   }));
 }
 
-TEST_CASE("commit queue: Flush commits a caller's item that was never placed") {
-  RecordingJournal journal;
-  CommitQueue queue(journal, nullptr);
-  UntilThreadSleeps(queue, journal);
+TEST_CASE_FIXTURE(SleepingQueue,
+                  "commit queue: Flush commits a caller's item that was never placed") {
   queue.Enqueue(OneRow(), nullptr, CommitBy::kCaller);
   queue.Flush();  // returns: Flush wakes the commit thread
   CHECK(journal.commits().size() == 1);

@@ -6,6 +6,7 @@
 
 #include <deque>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -108,6 +109,13 @@ struct Rig {
     relay = std::make_unique<Relay>(std::move(o), *committer, clock, counters);
   }
   ~Rig() { committer->Stop(); }  // no completion runs after this; sessions may then go
+  // Returns once the committer has run everything posted before the call (a fetch round trip):
+  // the fetches a relay call started are done, and what they pushed is in the sessions.
+  void Settle() {
+    std::promise<void> done;
+    REQUIRE(committer->Fetch("settle", 0, 1, 1, [&](auto) { done.set_value(); }));
+    done.get_future().get();
+  }
   core::ManualClock clock;
   HubCounters counters;
   std::unique_ptr<QueueCommitter> committer;

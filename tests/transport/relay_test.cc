@@ -3,8 +3,6 @@
 
 #include <doctest/doctest.h>
 
-#include <future>
-
 #include "relay_rig.h"
 
 namespace nodelink::transport {
@@ -137,9 +135,7 @@ TEST_CASE("relay: a waiting recipient gets an envelope at once, never ahead of o
   REQUIRE(rig.relay->Attach(&x, "node-x", 0).ok());
   REQUIRE(rig.relay->Attach(&y, "node-y", 0).ok());
   REQUIRE(rig.relay->Attach(&r, "node-r", 8).ok());
-  std::promise<void> settled;  // after the Attach's fetch, which found nothing: r is waiting
-  CHECK(rig.committer->Fetch("node-r", 0, 1, 1, [&](auto) { settled.set_value(); }));
-  settled.get_future().get();
+  rig.Settle();  // the Attach's fetch found nothing: r waits
   rig.relay->OnEnvelope(&x, "node-x", Env("node-x", "node-r", Id(1)));
   REQUIRE(Eventually([&] { return r.pushed().size() == 1; }));
   CHECK(rig.counters.pushed_at_once.load() == 1);  // not read back from the queue
@@ -149,9 +145,7 @@ TEST_CASE("relay: a waiting recipient gets an envelope at once, never ahead of o
   REQUIRE(Eventually([&] { return y.CountAccepted() == 1; }));
   rig.relay->OnEnvelope(&x, "node-x", Env("node-x", "node-r", Id(2)));
   REQUIRE(Eventually([&] { return x.CountAccepted() == 2; }));
-  std::promise<void> flushed;  // a fetch round trip through the committer
-  CHECK(rig.committer->Fetch("node-r", 0, 1, 1, [&](auto) { flushed.set_value(); }));
-  flushed.get_future().get();
+  rig.Settle();
   CHECK(r.pushed().size() == 1);
   rig.relay->OnDelivered(&r, "node-r", Id(1));
   REQUIRE(Eventually([&] { return r.pushed().size() == 3; }));
@@ -182,9 +176,7 @@ TEST_CASE("relay: two senders' envelopes with one message id are never in flight
   REQUIRE(Eventually([&] { return r.pushed().size() == 1; }));
   CHECK(r.pushed()[0].sender() == "node-y");
   // Nothing else is pushed while the first envelope with that id is in flight.
-  std::promise<void> flushed;  // a fetch round trip through the committer
-  CHECK(rig.committer->Fetch("node-r", 0, 1, 1, [&](auto) { flushed.set_value(); }));
-  flushed.get_future().get();
+  rig.Settle();
   CHECK(r.pushed().size() == 1);
   rig.relay->OnDelivered(&r, "node-r", shared);  // unambiguous: deletes node-y's
   REQUIRE(Eventually([&] { return r.pushed().size() == 3; }));
@@ -267,9 +259,7 @@ TEST_CASE("relay: expiry sends Rejected{EXPIRED} to the sender, durably queued i
   // The recipient that connects later gets nothing.
   FakeSession& late = rig.NewSession();
   REQUIRE(rig.relay->Attach(&late, "offline", 0).ok());
-  std::promise<void> flushed;
-  CHECK(rig.committer->Fetch("offline", 0, 1, 1, [&](auto) { flushed.set_value(); }));
-  flushed.get_future().get();
+  rig.Settle();
   CHECK(late.pushed().empty());
 }
 
