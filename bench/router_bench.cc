@@ -24,16 +24,26 @@ class PlainOpener final : public overlay::EnvelopeOpener {
  public:
   void Open(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done) override {
     overlay::OpenOutcome outcome;
-    overlay::InboxMessage message;
-    message.sender = envelope.sender();
-    message.inner.ParseFromString(envelope.sealed().ciphertext());
-    outcome.message = std::move(message);
+    outcome.message = Parse(envelope);
     done(std::move(outcome));
+  }
+  void OpenAndHandle(v1::Envelope envelope,
+                     std::function<void(overlay::InboxMessage, std::function<void()>)> handle,
+                     std::function<void(overlay::OpenOutcome)> done) override {
+    handle(Parse(envelope), [done = std::move(done)] { done(overlay::OpenOutcome{}); });
   }
   void Complete(uint64_t, std::function<void()> durable) override {
     if (durable) durable();
   }
   std::vector<overlay::InboxMessage> PendingInbox() override { return {}; }
+
+ private:
+  static overlay::InboxMessage Parse(const v1::Envelope& envelope) {
+    overlay::InboxMessage message;
+    message.sender = envelope.sender();
+    message.inner.ParseFromString(envelope.sealed().ciphertext());
+    return message;
+  }
 };
 
 class NullSender final : public overlay::InnerSender {

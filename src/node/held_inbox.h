@@ -24,6 +24,11 @@ class HeldInbox final : public overlay::EnvelopeOpener {
   void OpenAlone(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done) override {
     inner_.OpenAlone(std::move(envelope), std::move(done));
   }
+  void OpenAndHandle(v1::Envelope envelope,
+                     std::function<void(overlay::InboxMessage, std::function<void()>)> handle,
+                     std::function<void(overlay::OpenOutcome)> done) override {
+    inner_.OpenAndHandle(std::move(envelope), std::move(handle), std::move(done));
+  }
   std::vector<overlay::InboxMessage> PendingInbox() override { return inner_.PendingInbox(); }
 
   // Completes at once, unless the message is held: then when Release() is called.

@@ -101,6 +101,9 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   // EnvelopeOpener (see delivery.h).
   void Open(v1::Envelope envelope, std::function<void(OpenOutcome)> done) override;
   void OpenAlone(v1::Envelope envelope, std::function<void(OpenOutcome)> done) override;
+  void OpenAndHandle(v1::Envelope envelope,
+                     std::function<void(InboxMessage, std::function<void()>)> handle,
+                     std::function<void(OpenOutcome)> done) override;
   void Complete(uint64_t inbox_id, std::function<void()> durable = nullptr) override;
   std::vector<InboxMessage> PendingInbox() override;
 
@@ -151,8 +154,10 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   absl::Status LoadState();
 
   // ---- receiving (channel_receive.cc) ----
-  // Open without the commit: every path ends in Finish or FinishLocked.
-  void OpenChecked(v1::Envelope envelope, std::function<void(OpenOutcome)>& done);
+  // Open without the commit: every path ends in Finish or FinishLocked. With `to_handle` given,
+  // a sealed message opened goes there, once its record is queued, instead of into the outcome.
+  void OpenChecked(v1::Envelope envelope, std::function<void(OpenOutcome)>& done,
+                   std::optional<InboxMessage>* to_handle = nullptr);
   messages::ReceiveCode CheckHeader(const v1::Envelope& e, uint64_t now) const;
   void Finish(messages::ReceiveCode code, std::function<void(OpenOutcome)>& done,
               JournalBatch changes = {}, std::optional<InboxMessage> message = std::nullopt,
@@ -160,7 +165,8 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   void FinishLocked(messages::ReceiveCode code, std::function<void(OpenOutcome)>& done,
                     JournalBatch changes = {}, std::optional<InboxMessage> message = std::nullopt,
                     std::function<void()> also = nullptr);
-  void OpenSealed(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
+  void OpenSealed(v1::Envelope& e, std::function<void(OpenOutcome)>& done,
+                  std::optional<InboxMessage>* to_handle);
   void OpenChannelUnknown(v1::Envelope& e, std::function<void(OpenOutcome)>& done);
   void MaybeSendChannelUnknownLocked(const v1::Envelope& sealed, Deferred& deferred);
   // PROTOCOL 6, "Lost channels": `peer` does not hold `channel_id` as this node does (it said

@@ -16,7 +16,8 @@ using messages::ReceiveCode;
 
 // Every path of OpenChecked queues its outcome for the caller to place (FinishLocked): Open hands
 // it to the commit thread, which batches it with others; OpenAlone commits it here when nothing
-// else is queued, so `done` runs before it returns, sparing two thread hand-offs at light load.
+// else is queued, so `done` runs before it returns, sparing two thread hand-offs at light load;
+// OpenAndHandle leaves a sealed message's record to be placed after its handler's first step.
 void ChannelManager::Open(v1::Envelope envelope, std::function<void(OpenOutcome)> done) {
   if (failed_.load() || stopping_.load()) return;  // fail-stop: nothing more is acknowledged
   OpenChecked(std::move(envelope), done);
@@ -29,7 +30,21 @@ void ChannelManager::OpenAlone(v1::Envelope envelope, std::function<void(OpenOut
   commits_->CommitHereIfIdle();
 }
 
-void ChannelManager::OpenChecked(v1::Envelope envelope, std::function<void(OpenOutcome)>& done) {
+void ChannelManager::OpenAndHandle(v1::Envelope envelope,
+                                   std::function<void(InboxMessage, std::function<void()>)> handle,
+                                   std::function<void(OpenOutcome)> done) {
+  if (failed_.load() || stopping_.load()) return;
+  std::optional<InboxMessage> to_handle;
+  OpenChecked(std::move(envelope), done, &to_handle);
+  if (!to_handle) {
+    commits_->CommitHereIfIdle();
+    return;
+  }
+  handle(std::move(*to_handle), [this] { commits_->PlaceHere(); });
+}
+
+void ChannelManager::OpenChecked(v1::Envelope envelope, std::function<void(OpenOutcome)>& done,
+                                 std::optional<InboxMessage>* to_handle) {
   ReceiveCode code = CheckHeader(envelope, clock_.NowMs());
   if (code != ReceiveCode::kOk) {
     Finish(code, done);
@@ -43,7 +58,7 @@ void ChannelManager::OpenChecked(v1::Envelope envelope, std::function<void(OpenO
       OpenSetupReply(envelope, done);
       return;
     case v1::Envelope::kSealed:
-      OpenSealed(envelope, done);
+      OpenSealed(envelope, done, to_handle);
       return;
     case v1::Envelope::kChannelUnknown:
       OpenChannelUnknown(envelope, done);
@@ -92,10 +107,11 @@ void ChannelManager::FinishLocked(ReceiveCode code, std::function<void(OpenOutco
         if (also) also();
         done(OpenOutcome{code, std::move(message)});
       },
-      CommitQueue::CommitBy::kCaller);  // placed by Open or OpenAlone when they return
+      CommitQueue::CommitBy::kCaller);  // placed by the Open* call, or its handler (PlaceHere)
 }
 
-void ChannelManager::OpenSealed(v1::Envelope& e, std::function<void(OpenOutcome)>& done) {
+void ChannelManager::OpenSealed(v1::Envelope& e, std::function<void(OpenOutcome)>& done,
+                                std::optional<InboxMessage>* to_handle) {
   const std::string sender = e.sender();
   const Bytes channel_id = ToBytes(e.sealed().channel_id());
   const uint64_t seq = e.sealed().seq();
@@ -171,6 +187,11 @@ void ChannelManager::OpenSealed(v1::Envelope& e, std::function<void(OpenOutcome)
   // PROTOCOL 6: the number is marked and the inner message stored in one transaction.
   changes.put_inbox.push_back(InboxRow{message.inbox_id, sender, message.message_id, now,
                                        std::move(opened.inner_bytes)});
+  if (to_handle != nullptr) {
+    FinishLocked(ReceiveCode::kOk, done, std::move(changes));
+    *to_handle = std::move(message);  // handled after the lock is released (OpenAndHandle)
+    return;
+  }
   FinishLocked(ReceiveCode::kOk, done, std::move(changes), std::move(message));
 }
 

@@ -66,6 +66,14 @@ void CommitQueue::Enqueue(JournalBatch changes, std::function<void()> then, Comm
 
 void CommitQueue::CommitOnThread() { wake_.notify_one(); }
 
+void CommitQueue::PlaceHere() {
+  if (CallerScope* scope = CallerScope::Current()) {
+    scope->Add(this);
+  } else {
+    CommitHereIfIdle();
+  }
+}
+
 void CommitQueue::CommitHereIfIdle(size_t own) {
   std::unique_lock lock(mu_);
   if (committing_) return;  // whoever commits now takes the queue after (Run, or below)

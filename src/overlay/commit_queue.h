@@ -56,6 +56,9 @@ class CommitQueue {
   void CommitHereIfIdle(size_t own = 1);
   // Wakes the commit thread for items queued with CommitBy::kCaller.
   void CommitOnThread();
+  // Places one item queued earlier with CommitBy::kCaller, on any thread: inside a CallerScope it
+  // commits at the scope's end with the scope's items, else as CommitHereIfIdle().
+  void PlaceHere();
 
   // Blocks until everything enqueued before the call is committed (or the queue failed).
   void Flush();
@@ -64,12 +67,12 @@ class CommitQueue {
 
   // While one lives on a thread, the items that thread enqueues with CommitBy::kThread and no
   // `then` (nothing waits for them: sent copies, answered replies, inbox removals) do not wake the
-  // commit thread; the scope's end commits them together on this thread (CommitHereIfIdle), or
-  // wakes the commit thread if others queued meanwhile. For a short stretch of work on the
-  // latency path, with no waiting inside: the router's dispatch of a message that came alone,
-  // whose reply then leaves before the commit, and one transaction without a thread wake-up
-  // follows instead of up to three. Scopes nest (an inner one does nothing). Every queue an item
-  // went to must outlive the scope.
+  // commit thread, nor do those it places (PlaceHere); the scope's end commits them together on
+  // this thread (CommitHereIfIdle), or wakes the commit thread if others queued meanwhile. For a
+  // short stretch of work on the latency path, with no waiting inside: the dispatch of a message
+  // that came alone, whose record and reply's records then commit in one transaction after the
+  // reply has left, without a thread wake-up. Scopes nest (an inner one does nothing). Every
+  // queue an item went to must outlive the scope.
   class CallerScope {
    public:
     CallerScope();

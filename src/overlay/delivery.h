@@ -58,6 +58,25 @@ class EnvelopeOpener {
     Open(std::move(envelope), std::move(done));
   }
 
+  // OpenAlone, for a caller that handles the message at once: a sealed message opened is given
+  // to `handle` before its record (seq mark, inbox row) is durable, with `place_record`. The
+  // caller runs the handler's first step and calls `place_record` (once, on the thread that ran
+  // it, inside the CommitQueue::CallerScope it ran in, if any); the record then commits together
+  // with what the step queued (the handler's outcome, the inbox row's removal): one transaction
+  // at light load, after the reply has left. `done` (the outcome, without the message) runs once
+  // the record is durable; the receipt follows it. Until `place_record` the record waits for
+  // company: any other commit takes it along (the next open, or the maintenance pass within a
+  // second), so a slow first step holds back its own receipt for that long at most.
+  // The handler may thus run for a message whose record then fails to commit; the hub pushes it
+  // again (no receipt went) and it is handled again, as after a crash before an inbox row's
+  // removal (PROTOCOL.md section 6: handlers are idempotent per (sender, request_id)). Refusals
+  // and protocol traffic go to `done` alone, as with OpenAlone. `handle` runs before the `done`
+  // of the sender's earlier envelopes may have: a caller that dispatches those from `done` uses
+  // this only when none is still pending, or its dispatches would overtake theirs.
+  virtual void OpenAndHandle(v1::Envelope envelope,
+                             std::function<void(InboxMessage, std::function<void()>)> handle,
+                             std::function<void(OpenOutcome)> done) = 0;
+
   // Records that handling of an inbox message ended, whatever its outcome (removes the row).
   // `durable`, if given, runs once the removal is committed (never if the store failed or
   // stopped first). Thread-safe.

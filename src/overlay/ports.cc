@@ -33,7 +33,20 @@ void JournalBatch::Absorb(JournalBatch&& other) {
   for (auto& [key, seq] : other.send_seqs) send_seqs[key] = seq;
   MoveAppend(put_setup_log, other.put_setup_log);
   MoveAppend(put_inbox, other.put_inbox);
-  MoveAppend(delete_inbox, other.delete_inbox);
+  for (uint64_t id : other.delete_inbox) {
+    // Ids grow in the order rows are queued: a removal below the first put of the batch (the
+    // usual case under load) is of a row committed before, with no scan.
+    auto put = put_inbox.empty() || id < put_inbox.front().id
+                   ? put_inbox.end()
+                   : std::find_if(put_inbox.begin(), put_inbox.end(),
+                                  [id](const InboxRow& row) { return row.id == id; });
+    if (put != put_inbox.end()) {
+      put_inbox.erase(put);
+    } else {
+      delete_inbox.push_back(id);
+    }
+  }
+  other.delete_inbox.clear();
   MoveAppend(put_sent, other.put_sent);
   MoveAppend(mark_resent, other.mark_resent);
   MoveAppend(put_answered, other.put_answered);

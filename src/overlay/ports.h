@@ -140,7 +140,8 @@ struct JournalBatch {
   bool erased_secrets = false;             // run the erasing checkpoint after the commit
 
   bool empty() const;
-  // Moves everything of `other` into this batch (later writes win).
+  // Moves everything of `other` into this batch (later writes win). An inbox row removed in the
+  // batch that puts it is never written (a message handled before its record committed).
   void Absorb(JournalBatch&& other);
 };
 

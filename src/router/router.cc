@@ -99,6 +99,15 @@ class Router::Impl : public std::enable_shared_from_this<Router::Impl> {
   void OpenEnvelope(v1::Envelope envelope);
   void OnOpened(const Bytes& message_id, const std::string& sender, overlay::OpenOutcome outcome);
   void DispatchMessage(overlay::InboxMessage message);
+  void DispatchAlone(overlay::InboxMessage message, std::function<void()> place_record);
+  // The task of DispatchAlone: the first step, with the record placed in its CallerScope unless
+  // it was placed already (place_record empty).
+  struct AloneDispatch {
+    Impl* impl;
+    overlay::InboxMessage message;
+    std::function<void()> place_record;
+    void operator()();
+  };
   void RunStep(const std::shared_ptr<Dispatch>& dispatch, uint64_t generation,
                const internal::DispatchControl::Step& step);
   void RunFinal(const std::shared_ptr<Dispatch>& dispatch);
@@ -152,6 +161,10 @@ class Router::Impl : public std::enable_shared_from_this<Router::Impl> {
   Counter submitted_{0}, acknowledged_{0}, inbox_depth_{0}, inbox_depth_max_{0};
   Counter inbox_overflow_{0}, submitted_after_stop_{0};
   std::atomic<bool> overflow_warned_{false};
+  // Opens whose outcome has not been handled yet (OnOpened not returned). A message alone is
+  // handled early only when none is: an earlier message's dispatch, posted by its OnOpened, must
+  // never find itself queued behind the next one's.
+  std::atomic<uint64_t> outcomes_pending_{0};
   Counter repeats_in_progress_{0}, requests_unanswered_{0}, replies_sent_{0};
   Counter reply_send_failures_{0}, answered_log_errors_{0};
   Counter replies_matched_{0}, replies_wrong_sender_{0}, replies_unmatched_{0};
@@ -321,8 +334,19 @@ void Router::Impl::OpenEnvelope(v1::Envelope envelope) {
   };
   // Alone: this is the only envelope not yet acknowledged, so nothing would batch with its commit.
   // Under load the commit thread's batches are cheaper (committing on the worker whenever that
-  // thread was idle made 64 B one-way 17 % slower, bench/RESULTS.md, fourth session).
-  if (inbox_depth_.load(std::memory_order_relaxed) <= 1) {
+  // thread was idle made 64 B one-way 17 % slower, bench/RESULTS.md, fourth session). A message
+  // alone is also handled before its record commits, so that the record and what the handler
+  // records meet in one transaction after the reply has left (overlay/delivery.h).
+  const bool alone = inbox_depth_.load(std::memory_order_relaxed) <= 1;
+  const bool nothing_pending = outcomes_pending_.fetch_add(1, std::memory_order_acq_rel) == 0;
+  if (alone && nothing_pending) {
+    opener_.OpenAndHandle(
+        std::move(envelope),
+        [this](overlay::InboxMessage message, std::function<void()> place_record) {
+          DispatchAlone(std::move(message), std::move(place_record));
+        },
+        std::move(done));
+  } else if (alone) {
     opener_.OpenAlone(std::move(envelope), std::move(done));
   } else {
     opener_.Open(std::move(envelope), std::move(done));
@@ -331,6 +355,10 @@ void Router::Impl::OpenEnvelope(v1::Envelope envelope) {
 
 void Router::Impl::OnOpened(const Bytes& message_id, const std::string& sender,
                             overlay::OpenOutcome outcome) {
+  struct Handled {  // last, whatever the path: what this posted is queued by then
+    std::atomic<uint64_t>& pending;
+    ~Handled() { pending.fetch_sub(1, std::memory_order_release); }
+  } handled{outcomes_pending_};
   std::shared_lock lifecycle(lifecycle_mu_);
   // After Stop(), not acknowledged: the hub pushes it again after a reconnect and the replay
   // window makes it a DUPLICATE, acknowledged then.
@@ -363,6 +391,26 @@ void Router::Impl::OnOpened(const Bytes& message_id, const std::string& sender,
   } else if (outcome.message.has_value()) {
     CompleteInbox(outcome.message->inbox_id);  // refused: nothing to handle
   }
+}
+
+// From OpenAndHandle, on the sender's open strand. The dispatch runs next on this worker, once the
+// open strand is free for the sender's next envelope, and its record commits in one transaction
+// with what the handler's first step records, at the end of the step. When the sender's handle
+// strand is busy (a handler still running), the record commits now, so that its receipt does not
+// wait for that handler, and the dispatch takes its turn.
+void Router::Impl::DispatchAlone(overlay::InboxMessage message,
+                                 std::function<void()> place_record) {
+  const std::string key = HandleStrand(message.sender);
+  StrandExecutor::Task task = AloneDispatch{this, std::move(message), std::move(place_record)};
+  if (executor_.PostNextIfIdle(key, task)) return;
+  std::exchange(task.target<AloneDispatch>()->place_record, nullptr)();
+  executor_.PostNext(key, std::move(task));
+}
+
+void Router::Impl::AloneDispatch::operator()() {
+  overlay::CommitQueue::CallerScope commit_after;
+  if (place_record) place_record();
+  impl->DispatchMessage(std::move(message));
 }
 
 // ---------------------------------------------------------------------------------------------

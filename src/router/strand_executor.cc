@@ -38,20 +38,25 @@ void StrandExecutor::Start() {
 }
 
 bool StrandExecutor::Post(const std::string& key, Task task) {
-  return PostImpl(key, std::move(task), Wake::kNow);
+  return PostImpl(key, task, Wake::kNow);
 }
 
 bool StrandExecutor::PostNext(const std::string& key, Task task) {
-  return PostImpl(key, std::move(task),
-                  tl_worker_of == this ? Wake::kAfterCurrentTask : Wake::kNow);
+  return PostImpl(key, task, tl_worker_of == this ? Wake::kAfterCurrentTask : Wake::kNow);
 }
 
-bool StrandExecutor::PostImpl(const std::string& key, Task task, Wake wake) {
+bool StrandExecutor::PostNextIfIdle(const std::string& key, Task& task) {
+  return PostImpl(key, task, tl_worker_of == this ? Wake::kAfterCurrentTask : Wake::kNow,
+                  /*only_if_idle=*/true);
+}
+
+bool StrandExecutor::PostImpl(const std::string& key, Task& task, Wake wake, bool only_if_idle) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) return false;
     std::unique_ptr<Strand>& strand = strands_[key];
     if (!strand) strand = std::make_unique<Strand>();
+    if (only_if_idle && strand->scheduled) return false;
     strand->tasks.push_back(std::move(task));
     ++queued_;
     if (strand->scheduled) return true;

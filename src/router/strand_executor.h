@@ -43,6 +43,10 @@ class StrandExecutor {
   // hand-off (a wake-up and a context switch) when one step of a message leads to the next.
   bool PostNext(const std::string& key, Task task);
 
+  // PostNext, only if `key`'s strand has nothing queued or running (the task then runs next,
+  // behind nothing of its strand); otherwise returns false and leaves `task` as it was.
+  bool PostNextIfIdle(const std::string& key, Task& task);
+
   // Stops taking tasks, drops the queued ones (outside the lock), waits for running tasks to
   // return and joins the workers. Idempotent. Must not be called from a task (aborts).
   void Stop();
@@ -65,7 +69,8 @@ class StrandExecutor {
   };
 
   enum class Wake { kNow, kAfterCurrentTask };
-  bool PostImpl(const std::string& key, Task task, Wake wake);
+  // Moves from `task` only when it is queued.
+  bool PostImpl(const std::string& key, Task& task, Wake wake, bool only_if_idle = false);
   void RunWorker();
 
   const size_t worker_count_;

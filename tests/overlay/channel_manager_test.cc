@@ -26,6 +26,8 @@ namespace nodelink::overlay {
 namespace {
 
 using messages::ReceiveCode;
+using testing::BodyFiles;
+using testing::CountPrefixed;
 using testing::Federation;
 using testing::Relay;
 using testing::TestNode;
@@ -791,24 +793,6 @@ TEST_CASE("inbox rows survive a restart until completed") {
   b.manager->Complete(pending[0].inbox_id);
   fed.Restart(b);
   CHECK(b.manager->PendingInbox().empty());
-}
-
-// The body files of one store (keys/store_bodies.h), with their contents.
-std::map<std::string, std::string> BodyFiles(const TestNode& node) {
-  std::map<std::string, std::string> files;
-  const std::filesystem::path dir = node.store_path + "-bodies";
-  if (!std::filesystem::exists(dir)) return files;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    std::ifstream in(entry.path(), std::ios::binary);
-    files[entry.path().filename().string()] =
-        std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-  return files;
-}
-
-size_t CountPrefixed(const std::map<std::string, std::string>& files, std::string_view prefix) {
-  return static_cast<size_t>(std::count_if(
-      files.begin(), files.end(), [&](const auto& f) { return f.first.starts_with(prefix); }));
 }
 
 TEST_CASE("large messages: sealed body files, erased with their rows, read after a key change") {

@@ -11,10 +11,13 @@
 #include <thread>
 #include <vector>
 
+#include "usual_path.h"
+
 namespace nodelink::overlay {
 namespace {
 
 using CommitBy = CommitQueue::CommitBy;
+using testing::UsualPathInSomeRun;
 
 class RecordingJournal final : public ChannelJournal {
  public:
@@ -145,17 +148,6 @@ TEST_CASE_FIXTURE(
   }
 }
 
-// glibc's condition variable may wake a sleeping thread with an earlier notify (a spurious
-// wake-up), and the commit thread then commits what it finds. A test of who commits runs its case
-// a few times: every run must keep the guarantees, and one at least must show the usual path.
-template <typename Case>
-bool UsualPathInSomeRun(Case run_once) {
-  for (int i = 0; i < 5; ++i) {
-    if (run_once()) return true;
-  }
-  return false;
-}
-
 TEST_CASE("commit queue: in a CallerScope, items nobody waits for commit together at its end") {
   CHECK(UsualPathInSomeRun([] {
     SleepingQueue q;
@@ -191,6 +183,57 @@ TEST_CASE_FIXTURE(
   CHECK(journal.commits()[0].thread != std::this_thread::get_id());
   queue.Flush();
   CHECK(ran);
+}
+
+TEST_CASE("commit queue: an item placed in a CallerScope commits at its end with the scope's") {
+  CHECK(UsualPathInSomeRun([] {
+    SleepingQueue q;
+    std::thread::id then_ran_on;
+    q.queue.Enqueue(
+        OneRow(), [&] { then_ran_on = std::this_thread::get_id(); },
+        CommitBy::kCaller);  // as an open's record, before its handler runs
+    {
+      CommitQueue::CallerScope scope;
+      q.queue.Enqueue(OneRow());  // as the handler's outcome
+      q.queue.PlaceHere();
+    }
+    const auto at_end = q.journal.commits();
+    q.queue.Flush();
+    CHECK(then_ran_on != std::thread::id());
+    return at_end.size() == 1 && at_end[0].rows == 2 &&
+           at_end[0].thread == std::this_thread::get_id() &&
+           then_ran_on == std::this_thread::get_id();
+  }));
+}
+
+TEST_CASE("commit queue: an item placed outside a scope commits at once, on the caller's thread") {
+  CHECK(UsualPathInSomeRun([] {
+    SleepingQueue q;
+    std::atomic<std::thread::id> ran_on;  // read before Flush: the thread may have run it
+    q.queue.Enqueue(
+        OneRow(), [&] { ran_on = std::this_thread::get_id(); }, CommitBy::kCaller);
+    q.queue.PlaceHere();
+    const bool here = ran_on.load() == std::this_thread::get_id();
+    q.queue.Flush();
+    CHECK(ran_on.load() != std::thread::id());
+    return here;
+  }));
+}
+
+TEST_CASE("journal batch: an inbox row removed in the batch that puts it is never written") {
+  JournalBatch batch;
+  JournalBatch earlier_removal;
+  earlier_removal.delete_inbox = {3};  // a row committed before
+  batch.Absorb(std::move(earlier_removal));
+  JournalBatch puts;
+  puts.put_inbox = {InboxRow{7, "peer", {}, 0, {}}, InboxRow{8, "peer", {}, 0, {}}};
+  batch.Absorb(std::move(puts));
+  JournalBatch removals;
+  removals.delete_inbox = {8, 5};
+  batch.Absorb(std::move(removals));
+  REQUIRE(batch.put_inbox.size() == 1);
+  CHECK(batch.put_inbox[0].id == 7);
+  CHECK(batch.delete_inbox == std::vector<uint64_t>{3, 5});
 }
 
 TEST_CASE("commit queue: a CallerScope's end leaves the batch to the thread if others queued") {

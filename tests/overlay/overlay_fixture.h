@@ -7,16 +7,20 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.h"
@@ -46,15 +50,23 @@ struct TestCa {
 class Relay;
 
 // The node's real journal, with a hook a test can set to stop a reader of sent copies once it has
-// read them (to interleave a send with the handling of a ChannelUnknown). The hook runs on the
-// reader's thread; set it before the reader starts and clear it after.
+// read them (to interleave a send with the handling of a ChannelUnknown; it runs on the reader's
+// thread: set it before the reader starts and clear it after), a switch that makes commits fail,
+// and a count of the inbox rows its commits wrote.
 class HookedJournal final : public ChannelJournal {
  public:
   explicit HookedJournal(keys::KeyStore& store) : journal_(store) {}
   std::function<void()> after_sent_on_channel;
+  // Set, every commit fails from then on, as a store that broke (or a node that died) would.
+  std::atomic<bool> fail_commits{false};
+  std::atomic<size_t> inbox_rows_written{0};
 
   absl::StatusOr<JournalSnapshot> Load() override { return journal_.Load(); }
-  absl::Status Commit(JournalBatch batch) override { return journal_.Commit(std::move(batch)); }
+  absl::Status Commit(JournalBatch batch) override {
+    if (fail_commits.load()) return absl::InternalError("test: the store fails to commit");
+    inbox_rows_written += batch.put_inbox.size();
+    return journal_.Commit(std::move(batch));
+  }
   absl::StatusOr<std::optional<SentRow>> FindSent(std::string_view recipient,
                                                   ByteView message_id) override {
     return journal_.FindSent(recipient, message_id);
@@ -106,6 +118,25 @@ struct TestNode {
     return out;
   }
 };
+
+// The body files of one store (keys/store_bodies.h), with their contents.
+inline std::map<std::string, std::string> BodyFiles(const TestNode& node) {
+  std::map<std::string, std::string> files;
+  const std::filesystem::path dir = node.store_path + "-bodies";
+  if (!std::filesystem::exists(dir)) return files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    files[entry.path().filename().string()] =
+        std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return files;
+}
+
+inline size_t CountPrefixed(const std::map<std::string, std::string>& files,
+                            std::string_view prefix) {
+  return static_cast<size_t>(std::count_if(
+      files.begin(), files.end(), [&](const auto& f) { return f.first.starts_with(prefix); }));
+}
 
 // Stands in for the hub: keeps every envelope a node sends in a FIFO per recipient until the test
 // delivers it. Accepts everything at once unless told to reject.
@@ -162,27 +193,43 @@ class Relay {
   }
 
   // Opens `envelope` at its recipient (as the router would: one at a time) and waits for the
-  // outcome to be durable. Deliveries alternate between Open and OpenAlone, the router's two
-  // ways (by load), so that every test covers both.
+  // outcome to be durable. Deliveries rotate between Open, OpenAlone and OpenAndHandle, the
+  // router's three ways (by load), so that every test covers all.
   messages::ReceiveCode Deliver(const v1::Envelope& envelope) {
     TestNode& node = *nodes_.at(envelope.recipient());
     std::mutex m;
     std::condition_variable cv;
     std::optional<messages::ReceiveCode> code;
-    auto open = ++deliveries_ % 2 == 0 ? &ChannelManager::Open : &ChannelManager::OpenAlone;
-    (node.manager.get()->*open)(envelope, [&](OpenOutcome outcome) {
+    auto take = [&node](const InboxMessage& message) {
+      std::lock_guard lock(node.mu);
+      node.received.push_back(message);
+      node.manager->Complete(message.inbox_id);
+    };
+    auto handle = [&](const InboxMessage& message, const std::function<void()>& place_record) {
+      CommitQueue::CallerScope commit_after;  // as the router's dispatch
+      take(message);
+      place_record();
+    };
+    auto done = [&](OpenOutcome outcome) {
       {
         std::lock_guard lock(node.mu);
         node.outcomes.push_back(outcome.code);
-        if (outcome.message) {
-          node.received.push_back(*outcome.message);
-          node.manager->Complete(outcome.message->inbox_id);
-        }
       }
+      if (outcome.message) take(*outcome.message);
       std::lock_guard lock(m);
       code = outcome.code;
       cv.notify_all();
-    });
+    };
+    switch (++deliveries_ % 3) {
+      case 0:
+        node.manager->Open(envelope, done);
+        break;
+      case 1:
+        node.manager->OpenAlone(envelope, done);
+        break;
+      default:
+        node.manager->OpenAndHandle(envelope, handle, done);
+    }
     std::unique_lock lock(m);
     REQUIRE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return code.has_value(); }));
     return *code;

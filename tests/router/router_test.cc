@@ -415,6 +415,57 @@ TEST_CASE("router: an envelope alone is opened with OpenAlone, one of several wi
   CHECK(f.opener.ReleaseHeld() == 1);
 }
 
+TEST_CASE("router: a message alone is handled before its outcome is durable, its receipt after") {
+  RouterFixture f("alice", TestOptions(2), TestOpener::DoneMode::kHeld);
+  std::atomic<int> handled{0};
+  f.router->SetHandler(kApp, [&](HandlerContext&) {
+    ++handled;
+    return absl::OkStatus();
+  });
+  f.router->Start();
+  f.router->Submit(MakeEnvelope("bob", "alice", AppInner("t"), 1));
+  REQUIRE(Eventually([&] { return handled.load() == 1; }));
+  CHECK(f.opener.open_and_handle_calls() == 1);
+  CHECK(f.acks.total() == 0);                 // the outcome is held: not durable, so no receipt yet
+  CHECK(f.opener.completed().count(1) == 1);  // handled, removal queued with the record
+  CHECK(f.opener.ReleaseHeld() == 1);
+  CHECK(f.acks.total() == 1);
+  CHECK(f.router->Counters().inbox_depth == 0);
+}
+
+TEST_CASE("router: a message alone is never handled ahead of one whose outcome is still running") {
+  RouterFixture f("alice", TestOptions(2), TestOpener::DoneMode::kCommitThread);
+  std::mutex mu;
+  std::vector<std::string> order;
+  f.router->SetHandler(kApp, [&](HandlerContext& ctx) {
+    std::lock_guard lock(mu);
+    order.push_back(ctx.inner().app().payload());
+    return absl::OkStatus();
+  });
+  // Two at once (neither alone); the second's receipt, and what its outcome posts after it, held.
+  const v1::Envelope first = MakeEnvelope("bob", "alice", AppInner("t", "0"), 1);
+  const v1::Envelope second = MakeEnvelope("bob", "alice", AppInner("t", "1"), 2);
+  Gate acking, release;
+  f.acks.before_ack = [&](const std::string& id) {
+    if (id != second.message_id()) return;
+    acking.Open();
+    release.Wait();
+  };
+  f.router->Submit(first);
+  f.router->Submit(second);
+  f.router->Start();
+  REQUIRE(acking.Wait());
+  // The next one is alone (the only unacknowledged envelope) but must not be dispatched before
+  // "1", whose dispatch is posted only once its outcome's handling goes on.
+  f.router->Submit(MakeEnvelope("bob", "alice", AppInner("t", "2"), 3));
+  REQUIRE(Eventually([&] { return f.opener.alone_opens() == 1; }));
+  CHECK(f.opener.open_and_handle_calls() == 0);
+  release.Open();
+  REQUIRE(Eventually([&] { return f.router->Counters().of(kApp).handled == 3; }));
+  std::lock_guard lock(mu);
+  CHECK(order == std::vector<std::string>{"0", "1", "2"});
+}
+
 TEST_CASE("router: 1,000 requests waiting for late data do not stall an unrelated message") {
   RouterFixture f("alice", TestOptions(2));
   // Secagg-style: key requests held until their context has started (PROTOCOL.md section 8).

@@ -115,13 +115,39 @@ size_t TestOpener::alone_opens() const {
   return alone_opens_;
 }
 
+void TestOpener::OpenAndHandle(v1::Envelope envelope, Handle handle,
+                               std::function<void(overlay::OpenOutcome)> done) {
+  {
+    std::lock_guard lock(mu_);
+    ++alone_opens_;
+    ++open_and_handle_calls_;
+  }
+  OpenImpl(std::move(envelope), std::move(done), &handle);
+}
+
+size_t TestOpener::open_and_handle_calls() const {
+  std::lock_guard lock(mu_);
+  return open_and_handle_calls_;
+}
+
 void TestOpener::Open(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done) {
+  OpenImpl(std::move(envelope), std::move(done), nullptr);
+}
+
+void TestOpener::OpenImpl(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done,
+                          const TestOpener::Handle* handle) {
   const std::string sender = envelope.sender();
   {
     std::lock_guard lock(mu_);
     if (!opening_.insert(sender).second) ++overlapping_;
   }
   overlay::OpenOutcome outcome = Decide(envelope);
+  // As the overlay's OpenAndHandle: the message to `handle` before its outcome is "durable".
+  std::optional<overlay::InboxMessage> opened;
+  if (handle != nullptr && outcome.code == messages::ReceiveCode::kOk && outcome.message) {
+    opened = std::move(outcome.message);
+    outcome.message.reset();
+  }
   // Widen the window in which an overlapping Open of the same sender would be seen.
   std::this_thread::yield();
   bool inline_done = false;
@@ -134,11 +160,15 @@ void TestOpener::Open(v1::Envelope envelope, std::function<void(overlay::OpenOut
       held_.emplace_back(std::move(done), std::move(outcome));
     }
   }
-  if (inline_done) {
-    done(std::move(outcome));
-  } else {
-    commit_cv_.notify_one();
+  if (!inline_done) commit_cv_.notify_one();
+  if (opened && inline_done) {  // "durable" once the caller places the record
+    (*handle)(std::move(*opened), [done = std::move(done), outcome = std::move(outcome)]() mutable {
+      done(std::move(outcome));
+    });
+    return;
   }
+  if (opened) (*handle)(std::move(*opened), [] {});
+  if (inline_done) done(std::move(outcome));
 }
 
 void TestOpener::RunCommitThread() {
@@ -284,6 +314,7 @@ size_t LoopSender::sent_count() const {
 
 Acknowledge AckRecorder::Callback() {
   return [this](ByteView message_id) {
+    if (before_ack) before_ack(ToString(message_id));
     std::lock_guard lock(mu_);
     ++acks_[ToString(message_id)];
     ++total_;

@@ -61,6 +61,12 @@ class TestOpener final : public overlay::EnvelopeOpener {
   void Open(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done) override;
   // Counted, then as Open.
   void OpenAlone(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done) override;
+  // Counted as alone, then as Open, with an opened message given to `handle` before `done` runs,
+  // as the overlay does: inline, `done` runs when the caller places the record; held, at
+  // ReleaseHeld.
+  using Handle = std::function<void(overlay::InboxMessage, std::function<void()>)>;
+  void OpenAndHandle(v1::Envelope envelope, Handle handle,
+                     std::function<void(overlay::OpenOutcome)> done) override;
   void Complete(uint64_t inbox_id, std::function<void()> durable = nullptr) override;
   std::vector<overlay::InboxMessage> PendingInbox() override;
 
@@ -75,10 +81,13 @@ class TestOpener final : public overlay::EnvelopeOpener {
   // Open calls that overlapped another Open of the same sender (must stay 0).
   size_t overlapping_opens() const;
   std::map<uint64_t, int> completed() const;  // inbox_id -> Complete calls
-  size_t alone_opens() const;                 // OpenAlone calls
+  size_t alone_opens() const;                 // OpenAlone and OpenAndHandle calls
+  size_t open_and_handle_calls() const;       // OpenAndHandle calls
 
  private:
   overlay::OpenOutcome Decide(const v1::Envelope& envelope);
+  void OpenImpl(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done,
+                const Handle* handle);
   void RunCommitThread();
 
   const std::string self_;
@@ -90,6 +99,7 @@ class TestOpener final : public overlay::EnvelopeOpener {
   std::set<std::string> opening_;
   size_t overlapping_ = 0;
   size_t alone_opens_ = 0;
+  size_t open_and_handle_calls_ = 0;
   uint64_t next_inbox_id_ = 1;
   std::map<std::string, messages::ReceiveCode> refuse_;
   std::deque<std::pair<std::function<void(overlay::OpenOutcome)>, overlay::OpenOutcome>> held_;
@@ -144,6 +154,9 @@ class AckRecorder {
   // Message ids acknowledged more than once.
   size_t repeated() const;
   bool Acked(const v1::Envelope& envelope) const;
+  // Runs in each acknowledgement, before it is recorded, with the message id (set it before the
+  // router starts): lets a test hold a receipt back, and what follows it on that thread.
+  std::function<void(const std::string&)> before_ack;
 
  private:
   mutable std::mutex mu_;

@@ -102,6 +102,28 @@ TEST_CASE("strand executor: PostNext from outside a worker is Post") {
   CHECK(ran.Wait());
 }
 
+TEST_CASE("strand executor: PostNextIfIdle queues only behind nothing, else leaves the task") {
+  StrandExecutor executor(2);
+  executor.Start();
+  Gate entered, release, ran;
+  REQUIRE(executor.Post("busy", [&] {
+    entered.Open();
+    release.Wait();
+  }));
+  REQUIRE(entered.Wait());
+  std::atomic<int> runs{0};
+  StrandExecutor::Task task = [&] {
+    ++runs;
+    ran.Open();
+  };
+  CHECK_FALSE(executor.PostNextIfIdle("busy", task));  // running: the task stays with the caller
+  REQUIRE(task);
+  release.Open();
+  CHECK(executor.PostNextIfIdle("idle", task));
+  REQUIRE(ran.Wait());
+  CHECK(runs.load() == 1);
+}
+
 TEST_CASE("strand executor: Stop drops queued tasks and refuses new ones") {
   StrandExecutor executor(1);
   Gate release;
