@@ -103,15 +103,15 @@ TEST_CASE("strand executor: PostNext from outside a worker is Post") {
 }
 
 TEST_CASE("strand executor: PostNextIfIdle queues only behind nothing, else leaves the task") {
-  StrandExecutor executor(2);
-  executor.Start();
   Gate entered, release, ran;
+  std::atomic<int> runs{0};
+  StrandExecutor executor(2);  // after what its tasks use: its workers are joined first
+  executor.Start();
   REQUIRE(executor.Post("busy", [&] {
     entered.Open();
     release.Wait();
   }));
   REQUIRE(entered.Wait());
-  std::atomic<int> runs{0};
   StrandExecutor::Task task = [&] {
     ++runs;
     ran.Open();
