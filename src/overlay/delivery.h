@@ -65,8 +65,8 @@ class EnvelopeOpener {
   // with what the step queued (the handler's outcome, the inbox row's removal): one transaction
   // at light load, after the reply has left. `done` (the outcome, without the message) runs once
   // the record is durable; the receipt follows it. Until `place_record` the record waits for
-  // company: any other commit takes it along (the next open, or the maintenance pass within a
-  // second), so a slow first step holds back its own receipt for that long at most.
+  // company: any other commit takes it along (the next open; in a node, the maintenance pass
+  // within a second), so a slow first step holds back its own receipt for that long at most.
   // The handler may thus run for a message whose record then fails to commit; the hub pushes it
   // again (no receipt went) and it is handled again, as after a crash before an inbox row's
   // removal (PROTOCOL.md section 6: handlers are idempotent per (sender, request_id)). Refusals

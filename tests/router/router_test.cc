@@ -203,6 +203,8 @@ TEST_CASE("router: a slow handler does not delay opening and acknowledging what 
   for (const v1::Envelope& e : behind) CHECK(f.acks.Acked(e));
   CHECK(handled.load() == 0);
   CHECK(Eventually([&] { return f.router->Counters().queued_work == 5; }));
+  // The first of them came alone while bob's handler ran: its record committed at once.
+  CHECK(f.opener.open_and_handle_calls() >= 2);
   release.Open();
   REQUIRE(Eventually([&] { return handled.load() == 6; }));
 }
@@ -417,50 +419,62 @@ TEST_CASE("router: an envelope alone is opened with OpenAlone, one of several wi
 
 TEST_CASE("router: a message alone is handled before its outcome is durable, its receipt after") {
   RouterFixture f("alice", TestOptions(2), TestOpener::DoneMode::kHeld);
-  std::atomic<int> handled{0};
-  f.router->SetHandler(kApp, [&](HandlerContext&) {
-    ++handled;
-    return absl::OkStatus();
-  });
+  f.router->SetHandler(kApp, [](HandlerContext&) { return absl::OkStatus(); });
   f.router->Start();
   f.router->Submit(MakeEnvelope("bob", "alice", AppInner("t"), 1));
-  REQUIRE(Eventually([&] { return handled.load() == 1; }));
+  // Counted once the dispatch ended and its inbox removal was queued.
+  REQUIRE(Eventually([&] { return f.router->Counters().of(kApp).handled == 1; }));
   CHECK(f.opener.open_and_handle_calls() == 1);
-  CHECK(f.acks.total() == 0);                 // the outcome is held: not durable, so no receipt yet
-  CHECK(f.opener.completed().count(1) == 1);  // handled, removal queued with the record
+  CHECK(f.acks.total() == 0);  // the outcome is held: not durable, so no receipt yet
+  CHECK(f.opener.completed().count(1) == 1);
   CHECK(f.opener.ReleaseHeld() == 1);
   CHECK(f.acks.total() == 1);
   CHECK(f.router->Counters().inbox_depth == 0);
 }
 
 TEST_CASE("router: a message alone is never handled ahead of one whose outcome is still running") {
-  RouterFixture f("alice", TestOptions(2), TestOpener::DoneMode::kCommitThread);
   std::mutex mu;
-  std::vector<std::string> order;
+  std::vector<std::string> order;  // payloads, as handled
+  const v1::Envelope second = MakeEnvelope("bob", "alice", AppInner("t", "1"), 2);
+  Gate acking, release;
+  std::thread releaser;
+  RouterFixture f("alice", TestOptions(2), TestOpener::DoneMode::kHeld);
+  struct EndRelease {  // before the router stops: it waits for the receipt held here
+    Gate& release;
+    std::thread& releaser;
+    ~EndRelease() {
+      release.Open();
+      if (releaser.joinable()) releaser.join();
+    }
+  } end_release{release, releaser};
   f.router->SetHandler(kApp, [&](HandlerContext& ctx) {
     std::lock_guard lock(mu);
     order.push_back(ctx.inner().app().payload());
     return absl::OkStatus();
   });
-  // Two at once (neither alone); the second's receipt, and what its outcome posts after it, held.
-  const v1::Envelope first = MakeEnvelope("bob", "alice", AppInner("t", "0"), 1);
-  const v1::Envelope second = MakeEnvelope("bob", "alice", AppInner("t", "1"), 2);
-  Gate acking, release;
   f.acks.before_ack = [&](const std::string& id) {
     if (id != second.message_id()) return;
-    acking.Open();
+    acking
+        .Open();  // its outcome is being handled: the inbox depth is down, its dispatch not posted
     release.Wait();
   };
-  f.router->Submit(first);
+  // Two at once, so neither is alone; their outcomes are held until released, in open order.
+  f.router->Submit(MakeEnvelope("bob", "alice", AppInner("t", "0"), 1));
   f.router->Submit(second);
   f.router->Start();
+  REQUIRE(Eventually([&] { return f.opener.held() == 2; }));
+  CHECK(f.opener.alone_opens() == 0);
+  releaser = std::thread([&] { f.opener.ReleaseHeld(); });  // stops inside the second's receipt
   REQUIRE(acking.Wait());
-  // The next one is alone (the only unacknowledged envelope) but must not be dispatched before
-  // "1", whose dispatch is posted only once its outcome's handling goes on.
+  // The next one is alone (the only unacknowledged envelope), and must not be handled before
+  // "1", whose dispatch its outcome has not posted yet.
   f.router->Submit(MakeEnvelope("bob", "alice", AppInner("t", "2"), 3));
   REQUIRE(Eventually([&] { return f.opener.alone_opens() == 1; }));
   CHECK(f.opener.open_and_handle_calls() == 0);
   release.Open();
+  releaser.join();
+  REQUIRE(Eventually([&] { return f.opener.held() == 1; }));
+  CHECK(f.opener.ReleaseHeld() == 1);
   REQUIRE(Eventually([&] { return f.router->Counters().of(kApp).handled == 3; }));
   std::lock_guard lock(mu);
   CHECK(order == std::vector<std::string>{"0", "1", "2"});
