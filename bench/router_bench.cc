@@ -27,6 +27,9 @@ class PlainOpener final : public overlay::EnvelopeOpener {
     outcome.message = Parse(envelope);
     done(std::move(outcome));
   }
+  void OpenAlone(v1::Envelope envelope, std::function<void(overlay::OpenOutcome)> done) override {
+    Open(std::move(envelope), std::move(done));
+  }
   void OpenAndHandle(v1::Envelope envelope,
                      std::function<void(overlay::InboxMessage, std::function<void()>)> handle,
                      std::function<void(overlay::OpenOutcome)> done) override {

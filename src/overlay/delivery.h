@@ -53,10 +53,9 @@ class EnvelopeOpener {
 
   // Open, for a caller with no other envelope waiting to be opened (light load): the opener may
   // then finish on the calling thread, `done` included, instead of handing the outcome to another
-  // thread (overlay/commit_queue.h). Under load, Open batches better.
-  virtual void OpenAlone(v1::Envelope envelope, std::function<void(OpenOutcome)> done) {
-    Open(std::move(envelope), std::move(done));
-  }
+  // thread (overlay/commit_queue.h). Under load, Open batches better. Pure, as OpenAndHandle: a
+  // decorator that forgot to forward it would fall back to a slower path without a word.
+  virtual void OpenAlone(v1::Envelope envelope, std::function<void(OpenOutcome)> done) = 0;
 
   // OpenAlone, for a caller that handles the message at once: a sealed message opened is given
   // to `handle` before its record (seq mark, inbox row) is durable, with `place_record`. The

@@ -148,7 +148,7 @@ TEST_CASE("a message handled first whose handler has not finished stays in the i
   CHECK(pending[0].inner.app().payload() == "unfinished");
 }
 
-TEST_CASE("refusals and protocol traffic handed to OpenAndHandle go to its outcome alone") {
+TEST_CASE("a refusal handed to OpenAndHandle goes to its outcome alone, never to the handler") {
   Federation fed;
   fed.AddNode("node-a");
   TestNode& b = fed.AddNode("node-b");
