@@ -6,6 +6,15 @@ tag=run-$$-$RANDOM  # this run's messages only
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # A source or requester blocks SIGTERM until its count is done: one stopped early (an error
+  # here) would run on against a hub that is gone, so whatever is left after 2 s is killed.
+  for _ in $(seq 20); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
