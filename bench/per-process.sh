@@ -3,10 +3,10 @@
 # page faults, read from /proc while the run goes (what nodelink-bench's table cannot show).
 # Uses the sink and source stores of a federation that `nodelink-bench --keep` left behind:
 #   build/bin/nodelink-bench --only round-trips --scale 0.05 --keep    # prints "kept DIR"
-#   bench/per-process.sh DIR [BIN_DIR] [sqlite|memory] [COUNT] [SIZE]
+#   bench/per-process.sh DIR [BIN_DIR] [sqlite|memory|raw] [COUNT] [SIZE]
 # Defaults: build/bin, sqlite, 300 messages, 1 MiB (8 senders, 16 in flight, as nodelink-bench).
 set -euo pipefail
-fed=${1:?usage: bench/per-process.sh FEDERATION_DIR [BIN_DIR] [sqlite|memory] [COUNT] [SIZE]}
+fed=${1:?usage: bench/per-process.sh FEDERATION_DIR [BIN_DIR] [sqlite|memory|raw] [COUNT] [SIZE]}
 bin=${2:-build/bin}
 queue=${3:-sqlite}
 count=${4:-300}
@@ -17,12 +17,12 @@ source "$(dirname "$0")/kept-federation.sh"
 written() { awk '/^write_bytes/ {print $2}' "/proc/$1/io" 2>/dev/null || echo 0; }
 faults() { awk '{print $10}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-participant sink --role sink --peer source --concurrency 1 >"$work/sink.out" 2>&1 &
+participant sink --role "${raw}sink" --peer source --concurrency 1 >"$work/sink.out" 2>&1 &
 sink=$!
 pids+=("$sink")
 for _ in $(seq 200); do grep -q ready "$work/sink.out" && break; sleep 0.1; done
 hub_cpu0=$(cpu "$hub") sink_cpu0=$(cpu "$sink") hub_w0=$(written "$hub") sink_w0=$(written "$sink")
-participant source --role source --peer sink --concurrency 8 >"$work/source.out" 2>&1 &
+participant source --role "${raw}source" --peer sink --concurrency 8 >"$work/source.out" 2>&1 &
 source=$!
 pids+=("$source")
 # Sample until the sink reports: the source's figures are its last sample before it exits.

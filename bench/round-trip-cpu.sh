@@ -4,26 +4,24 @@
 # federation that `nodelink-bench --keep` left behind:
 #   build/bin/nodelink-bench --only round-trips --scale 0.05 --keep    # prints "kept DIR"
 #   bench/round-trip-cpu.sh DIR [BIN_DIR] [sqlite|memory|raw] [COUNT]
-# Defaults: build/bin, sqlite, 3000 round trips. raw: the raw relay's roles (no crypto, no store)
-# on the memory-queue hub, the transport's own share. The requester's CPU includes its start.
+# Defaults: build/bin, sqlite, 3000 round trips (raw: bench/kept-federation.sh). The requester's
+# CPU includes its start.
 set -euo pipefail
 fed=${1:?usage: bench/round-trip-cpu.sh FEDERATION_DIR [BIN_DIR] [sqlite|memory|raw] [COUNT]}
 bin=${2:-build/bin}
 queue=${3:-sqlite}
-roles=(echo requester)
-if [[ $queue == raw ]]; then queue=memory roles=(raw-echo raw-requester); fi
 count=${4:-3000}
 size=64
 max_in_flight=256
 # shellcheck source=bench/kept-federation.sh
 source "$(dirname "$0")/kept-federation.sh"
 
-participant sink --role "${roles[0]}" --concurrency 1 >"$work/echo.out" 2>&1 &
+participant sink --role "${raw}echo" --concurrency 1 >"$work/echo.out" 2>&1 &
 echo_pid=$!
 pids+=("$echo_pid")
 for _ in $(seq 200); do grep -q ready "$work/echo.out" && break; sleep 0.1; done
 hub0=$(cpu "$hub") echo0=$(cpu "$echo_pid")
-participant source --role "${roles[1]}" --peer sink --concurrency 1 >"$work/requester.out" 2>&1 &
+participant source --role "${raw}requester" --peer sink --concurrency 1 >"$work/requester.out" 2>&1 &
 requester=$!
 pids+=("$requester")
 # Sample until the requester reports: its figures are its last sample before it exits.

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -380,12 +381,23 @@ int RawRequester(const RoleFlags& f) {
   return failed == 0 ? 0 : 1;
 }
 
+// Sinks and echoes wait for a termination signal on their main thread; the senders run to their
+// count, so with the signals blocked they would ignore one and keep sending to a hub that may be
+// gone. They end at once instead, as after a crash: what their store committed stays.
+void ExitOnTerminationSignal() {
+  std::thread([] { std::_Exit(128 + tools::WaitForTerminationSignal()); }).detach();
+}
+
 }  // namespace
 
 int RunRole(const RoleFlags& f) {
   tools::LogToStderr();
   spdlog::set_level(spdlog::level::warn);  // the parent prints progress; warnings still show
   tools::BlockTerminationSignals();
+  if (f.role == "source" || f.role == "requester" || f.role == "raw-source" ||
+      f.role == "raw-requester") {
+    ExitOnTerminationSignal();
+  }
   if (f.role == "raw-sink") return RawSink(f);
   if (f.role == "raw-source") return RawSource(f);
   if (f.role == "raw-echo") return RawEcho(f);
