@@ -47,6 +47,7 @@ absl::StatusOr<std::vector<AppendResult>> MemoryQueueStore::Commit(
     const QueueBounds& bounds) {
   std::vector<AppendResult> results;
   results.reserve(appends.size());
+  for (uint64_t id : deletes) Erase(id);  // first, as in SqliteQueueStore::Commit
   for (const AppendRequest& a : appends) {
     auto key = std::make_pair(a.sender, a.message_id);
     if (dedup_.contains(key)) {
@@ -64,7 +65,6 @@ absl::StatusOr<std::vector<AppendResult>> MemoryQueueStore::Commit(
                       a.expires_at_ms, a.body});
     results.push_back({AppendOutcome::kQueued, next_id_ - 1});
   }
-  for (uint64_t id : deletes) Erase(id);
   return results;
 }
 

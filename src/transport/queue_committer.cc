@@ -21,6 +21,10 @@ size_t HistogramBucket(size_t appends) {
 
 }  // namespace
 
+std::chrono::milliseconds QueueCommitter::DeleteHold() const {
+  return std::chrono::milliseconds(options_.delete_hold_ms);
+}
+
 QueueCommitter::QueueCommitter(std::unique_ptr<QueueStore> store, CommitterOptions options)
     : store_(std::move(store)), options_(options), totals_(store_->Totals()) {
   thread_ = std::thread([this] {
@@ -83,17 +87,21 @@ void QueueCommitter::Run() {
     bool stopping = false;
     {
       std::unique_lock lock(mu_);
-      const bool woke = cv_.wait_for(lock, std::chrono::milliseconds(options_.maintain_interval_ms),
-                                     [&] { return !ops_.empty() || stopping_; });
+      const auto wait = held_deletes_.empty()
+                            ? std::chrono::steady_clock::duration(
+                                  std::chrono::milliseconds(options_.maintain_interval_ms))
+                            : held_since_ + DeleteHold() - std::chrono::steady_clock::now();
+      const bool woke = cv_.wait_for(lock, wait, [&] { return !ops_.empty() || stopping_; });
       ops.swap(ops_);
       stopping = stopping_;
       if (!woke) {
         lock.unlock();
-        store_->Maintain();
+        RunPass(ops, false);  // no ops: commits the held deletes once their hold is over
+        if (held_deletes_.empty()) store_->Maintain();
         continue;
       }
     }
-    RunPass(ops);
+    RunPass(ops, stopping);
     store_->Maintain();  // rate-limited inside the store; also under constant load
     if (stopping) {
       // Ops posted before Stop() were taken above; Post() drops everything after.
@@ -103,7 +111,7 @@ void QueueCommitter::Run() {
   }
 }
 
-void QueueCommitter::RunPass(std::deque<Op>& ops) {
+void QueueCommitter::RunPass(std::deque<Op>& ops, bool stopping) {
   std::vector<AppendOp> appends;
   std::vector<uint64_t> deletes;
   std::vector<FetchOp> fetches;
@@ -118,6 +126,16 @@ void QueueCommitter::RunPass(std::deque<Op>& ops) {
     } else {
       expires.push_back(std::move(std::get<ExpireOp>(op)));
     }
+  }
+  // Deletes alone wait for a transaction to join (see the header); anything else takes them along.
+  if (!deletes.empty() || !held_deletes_.empty()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (held_deletes_.empty()) held_since_ = now;
+    held_deletes_.insert(held_deletes_.end(), deletes.begin(), deletes.end());
+    const bool hold = appends.empty() && fetches.empty() && expires.empty() && !stopping &&
+                      held_deletes_.size() < options_.max_batch && now - held_since_ < DeleteHold();
+    if (hold) return;
+    deletes = std::exchange(held_deletes_, {});
   }
   // Writes first, so that a fetch sees every append and delete posted before it.
   CommitWrites(appends, deletes);

@@ -4,9 +4,16 @@
 // lone envelope waits for no timer (IMPLEMENTATION-NOTES 6.3). Reads (fetch, expire) run after the
 // pass's writes. Completions run on this thread, in order, after the commit they report: the
 // relay sends `Accepted` only from an append completion. No gRPC type appears here.
+//
+// Deletes alone do not start a transaction: they are held until the next append, fetch or
+// expiry, `max_batch` of them, Stop(), or `delete_hold_ms`, whichever comes first. At one message
+// in flight that halves the hub's transactions (each delete rides with the next append). A hub
+// that stops uncleanly within the hold delivers those envelopes again, which receivers answer as
+// duplicates (PROTOCOL 7); nothing is lost, and nothing `Accepted` waits for the hold.
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -27,6 +34,7 @@ struct CommitterOptions {
   size_t max_batch = 256;                // appends per transaction
   QueueBounds bounds;                    // per-recipient bounds checked at commit
   uint64_t maintain_interval_ms = 1000;  // idle housekeeping (QueueStore::Maintain)
+  uint64_t delete_hold_ms = 20;          // longest a delete waits for a transaction to join
 };
 
 // Group-commit figures, for the metrics endpoint and the benchmark.
@@ -91,7 +99,8 @@ class QueueCommitter {
 
   bool Post(Op op);
   void Run();
-  void RunPass(std::deque<Op>& ops);
+  void RunPass(std::deque<Op>& ops, bool stopping);
+  std::chrono::milliseconds DeleteHold() const;
   void CommitWrites(std::vector<AppendOp>& appends, std::vector<uint64_t>& deletes);
 
   std::unique_ptr<QueueStore> store_;
@@ -104,6 +113,9 @@ class QueueCommitter {
   bool stopped_ = false;
   CommitterStats stats_;
   QueueTotals totals_;
+  // Deletes waiting for a transaction, and since when (the committer's thread only).
+  std::vector<uint64_t> held_deletes_;
+  std::chrono::steady_clock::time_point held_since_;
 
   std::thread thread_;  // last: starts after the members it uses exist
 };

@@ -286,6 +286,29 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
   const bool sync = options_.synchronous == SqliteSynchronous::kFull;
   try {
     SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    // Deletes first: the room they free counts for the appends beside them (the committer holds
+    // deletes for the next append, queue_committer.h).
+    for (uint64_t id : deletes) {
+      SQLite::Statement& del = st_->erase;
+      del.reset();
+      del.bind(1, I64(id));
+      if (del.executeStep()) {
+        const std::string recipient = del.getColumn(0).getString();
+        const bool envelope = del.getColumn(1).getInt() == static_cast<int>(QueuedKind::kEnvelope);
+        const uint64_t size = static_cast<uint64_t>(del.getColumn(2).getInt64());
+        if (del.getColumn(3).getInt64() > 0) files.RemoveOnCommit(SpoolName(id));
+        --totals.items;
+        totals.bytes -= size;
+        if (envelope) {
+          Usage& u = usage_of(recipient);
+          --u.count;
+          u.bytes -= size;
+        }
+        while (del.executeStep()) {
+        }
+      }
+      del.reset();
+    }
     for (const AppendRequest& a : appends) {
       SQLite::Statement& find = st_->dedup_find;
       find.reset();
@@ -353,27 +376,6 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
       u.bytes += a.body.size();
       ++totals.items;
       totals.bytes += a.body.size();
-    }
-    for (uint64_t id : deletes) {
-      SQLite::Statement& del = st_->erase;
-      del.reset();
-      del.bind(1, I64(id));
-      if (del.executeStep()) {
-        const std::string recipient = del.getColumn(0).getString();
-        const bool envelope = del.getColumn(1).getInt() == static_cast<int>(QueuedKind::kEnvelope);
-        const uint64_t size = static_cast<uint64_t>(del.getColumn(2).getInt64());
-        if (del.getColumn(3).getInt64() > 0) files.RemoveOnCommit(SpoolName(id));
-        --totals.items;
-        totals.bytes -= size;
-        if (envelope) {
-          Usage& u = usage_of(recipient);
-          --u.count;
-          u.bytes -= size;
-        }
-        while (del.executeStep()) {
-        }
-      }
-      del.reset();
     }
     if (sync && files.wrote_any()) {
       if (absl::Status d = spool_->SyncDirectory(); !d.ok()) {

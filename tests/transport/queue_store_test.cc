@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "process/temp_dir.h"
+#include "process/wait_for.h"
 #include "transport/memory_queue_store.h"
 #include "transport/queue_committer.h"
 #include "transport/sqlite_queue_store.h"
@@ -377,6 +378,67 @@ TEST_CASE("committer: a full disk answers kDiskFull and still applies the batch'
   CHECK(r->outcome == AppendOutcome::kDiskFull);
   CHECK(committer.totals().items == 0);  // the delete went through on its own
   committer.Stop();
+}
+
+// Appends `id` for "r" through the committer and returns its queue id once committed.
+uint64_t AppendAndWait(QueueCommitter& committer, const std::string& id) {
+  std::promise<absl::StatusOr<AppendResult>> answered;
+  REQUIRE(committer.Append(Req("a", "r", id), [&](const absl::StatusOr<AppendResult>& r) {
+    answered.set_value(r);
+  }));
+  const absl::StatusOr<AppendResult> r = answered.get_future().get();
+  REQUIRE(r.ok());
+  REQUIRE(r->outcome == AppendOutcome::kQueued);
+  return r->id;
+}
+
+TEST_CASE("committer: a delete alone waits for the next append's transaction") {
+  CommitterOptions options;
+  options.delete_hold_ms = 600'000;  // longer than the test: only the append can take it along
+  QueueCommitter committer(std::make_unique<MemoryQueueStore>(), options);
+  const uint64_t first = AppendAndWait(committer, "1");
+  CHECK(committer.Delete(first));
+  AppendAndWait(committer, "2");
+  const CommitterStats st = committer.stats();
+  CHECK(st.commits == 2);
+  CHECK(st.deletes == 1);
+  CHECK(st.batch_histogram[0] == 0);  // no transaction of deletes alone
+  CHECK(committer.totals().items == 1);
+  committer.Stop();
+}
+
+TEST_CASE("committer: held deletes are committed by a fetch, by Stop and after their hold") {
+  process::TempDir dir;
+  CommitterOptions options;
+  options.delete_hold_ms = 600'000;
+  {
+    auto store = SqliteQueueStore::Open({dir.File("queue.db")});
+    REQUIRE(store.ok());
+    QueueCommitter committer(*std::move(store), options);
+    const uint64_t first = AppendAndWait(committer, "1");
+    const uint64_t second = AppendAndWait(committer, "2");
+    CHECK(committer.Delete(first));
+    std::promise<size_t> fetched;  // a fetch sees every delete posted before it
+    CHECK(committer.Fetch("r", 0, 10, 1ull << 20, [&](absl::StatusOr<std::vector<QueuedItem>> r) {
+      fetched.set_value(r.ok() ? r->size() : 99);
+    }));
+    CHECK(fetched.get_future().get() == 1);
+    CHECK(committer.Delete(second));
+    committer.Stop();  // commits the held delete before closing the store
+    CHECK(committer.totals().items == 0);
+  }
+  {
+    auto store = SqliteQueueStore::Open({dir.File("queue.db")});
+    REQUIRE(store.ok());
+    CHECK(FetchAll(**store, "r").empty());  // durably gone
+    options.delete_hold_ms = 1;
+    QueueCommitter committer(*std::move(store), options);
+    CHECK(committer.Delete(AppendAndWait(committer, "3")));
+    CHECK(process::WaitFor([&] { return committer.totals().items == 0; },
+                           std::chrono::seconds(30)));  // alone, once the hold is over
+    CHECK(committer.stats().batch_histogram[0] == 1);
+    committer.Stop();
+  }
 }
 
 TEST_CASE("sqlite queue store: a file that is not a database is refused with a status") {
