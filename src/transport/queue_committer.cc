@@ -97,7 +97,7 @@ void QueueCommitter::Run() {
       if (!woke) {
         lock.unlock();
         RunPass(ops, false);  // no ops: commits the held deletes once their hold is over
-        if (held_deletes_.empty()) store_->Maintain();
+        store_->Maintain();
         continue;
       }
     }
