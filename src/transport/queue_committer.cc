@@ -21,10 +21,6 @@ size_t HistogramBucket(size_t appends) {
 
 }  // namespace
 
-std::chrono::milliseconds QueueCommitter::DeleteHold() const {
-  return std::chrono::milliseconds(options_.delete_hold_ms);
-}
-
 QueueCommitter::QueueCommitter(std::unique_ptr<QueueStore> store, CommitterOptions options)
     : store_(std::move(store)), options_(options), totals_(store_->Totals()) {
   thread_ = std::thread([this] {
@@ -87,11 +83,11 @@ void QueueCommitter::Run() {
     bool stopping = false;
     {
       std::unique_lock lock(mu_);
-      const auto wait = held_deletes_.empty()
-                            ? std::chrono::steady_clock::duration(
-                                  std::chrono::milliseconds(options_.maintain_interval_ms))
-                            : held_since_ + DeleteHold() - std::chrono::steady_clock::now();
-      const bool woke = cv_.wait_for(lock, wait, [&] { return !ops_.empty() || stopping_; });
+      const auto until = held_deletes_.empty()
+                             ? std::chrono::steady_clock::now() +
+                                   std::chrono::milliseconds(options_.maintain_interval_ms)
+                             : held_until_;
+      const bool woke = cv_.wait_until(lock, until, [&] { return !ops_.empty() || stopping_; });
       ops.swap(ops_);
       stopping = stopping_;
       if (!woke) {
@@ -130,10 +126,11 @@ void QueueCommitter::RunPass(std::deque<Op>& ops, bool stopping) {
   // Deletes alone wait for a transaction to join (see the header); anything else takes them along.
   if (!deletes.empty() || !held_deletes_.empty()) {
     const auto now = std::chrono::steady_clock::now();
-    if (held_deletes_.empty()) held_since_ = now;
+    if (held_deletes_.empty())
+      held_until_ = now + std::chrono::milliseconds(options_.delete_hold_ms);
     held_deletes_.insert(held_deletes_.end(), deletes.begin(), deletes.end());
     const bool hold = appends.empty() && fetches.empty() && expires.empty() && !stopping &&
-                      held_deletes_.size() < options_.max_batch && now - held_since_ < DeleteHold();
+                      held_deletes_.size() < options_.max_batch && now < held_until_;
     if (hold) return;
     deletes = std::exchange(held_deletes_, {});
   }

@@ -100,7 +100,6 @@ class QueueCommitter {
   bool Post(Op op);
   void Run();
   void RunPass(std::deque<Op>& ops, bool stopping);
-  std::chrono::milliseconds DeleteHold() const;
   void CommitWrites(std::vector<AppendOp>& appends, std::vector<uint64_t>& deletes);
 
   std::unique_ptr<QueueStore> store_;
@@ -113,9 +112,10 @@ class QueueCommitter {
   bool stopped_ = false;
   CommitterStats stats_;
   QueueTotals totals_;
-  // Deletes waiting for a transaction, and since when (the committer's thread only).
+  // Deletes waiting for a transaction, and when the first of them stops waiting (the committer's
+  // thread only).
   std::vector<uint64_t> held_deletes_;
-  std::chrono::steady_clock::time_point held_since_;
+  std::chrono::steady_clock::time_point held_until_;
 
   std::thread thread_;  // last: starts after the members it uses exist
 };

@@ -286,8 +286,8 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
   const bool sync = options_.synchronous == SqliteSynchronous::kFull;
   try {
     SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    // Deletes first: the room they free counts for the appends beside them (the committer holds
-    // deletes for the next append, queue_committer.h).
+    // Deletes first: what they free of a recipient's bounds counts for the appends beside them
+    // (the committer holds a delete alone for the next append, queue_committer.h).
     for (uint64_t id : deletes) {
       SQLite::Statement& del = st_->erase;
       del.reset();

@@ -369,9 +369,8 @@ TEST_CASE("committer: a full disk answers kDiskFull and still applies the batch'
   CHECK(committer.Fetch("r", 0, 1, 1024, [released](auto) { released.wait(); }));
   std::promise<absl::StatusOr<AppendResult>> answered;
   CHECK(committer.Delete(queued));
-  CHECK(committer.Append(Req("a", "r", "2"), [&](const absl::StatusOr<AppendResult>& r) {
-    answered.set_value(r);
-  }));
+  CHECK(committer.Append(Req("a", "r", "2"),
+                         [&](const absl::StatusOr<AppendResult>& r) { answered.set_value(r); }));
   release.set_value();
   const absl::StatusOr<AppendResult> r = answered.get_future().get();
   REQUIRE(r.ok());
@@ -383,9 +382,8 @@ TEST_CASE("committer: a full disk answers kDiskFull and still applies the batch'
 // Appends `id` for "r" through the committer and returns its queue id once committed.
 uint64_t AppendAndWait(QueueCommitter& committer, const std::string& id) {
   std::promise<absl::StatusOr<AppendResult>> answered;
-  REQUIRE(committer.Append(Req("a", "r", id), [&](const absl::StatusOr<AppendResult>& r) {
-    answered.set_value(r);
-  }));
+  REQUIRE(committer.Append(Req("a", "r", id),
+                           [&](const absl::StatusOr<AppendResult>& r) { answered.set_value(r); }));
   const absl::StatusOr<AppendResult> r = answered.get_future().get();
   REQUIRE(r.ok());
   REQUIRE(r->outcome == AppendOutcome::kQueued);
