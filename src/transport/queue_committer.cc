@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <utility>
+#include <variant>
 
 #include "core/thread_name.h"
 #include "spdlog/spdlog.h"
@@ -32,12 +33,18 @@ QueueCommitter::QueueCommitter(std::unique_ptr<QueueStore> store, CommitterOptio
 QueueCommitter::~QueueCommitter() { Stop(); }
 
 bool QueueCommitter::Post(Op op) {
+  bool wake = true;
   {
     std::lock_guard lock(mu_);
     if (stopping_) return false;
+    if (std::holds_alternative<DeleteOp>(op)) {
+      // A delete alone does not wake the thread (see the header), unless a batch of them waits.
+      wake = ++posted_deletes_ >= options_.max_batch;
+      if (wake) posted_deletes_ = 0;
+    }
     ops_.push_back(std::move(op));
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
   return true;
 }
 
@@ -78,26 +85,25 @@ QueueTotals QueueCommitter::totals() const {
 }
 
 void QueueCommitter::Run() {
+  const auto interval = std::chrono::milliseconds(options_.maintain_interval_ms);
+  auto next_tick = std::chrono::steady_clock::now() + interval;
   for (;;) {
     std::deque<Op> ops;
     bool stopping = false;
+    bool tick = false;
     {
       std::unique_lock lock(mu_);
-      const auto until = held_deletes_.empty()
-                             ? std::chrono::steady_clock::now() +
-                                   std::chrono::milliseconds(options_.maintain_interval_ms)
-                             : held_until_;
-      const bool woke = cv_.wait_until(lock, until, [&] { return !ops_.empty() || stopping_; });
-      ops.swap(ops_);
-      stopping = stopping_;
-      if (!woke) {
-        lock.unlock();
-        RunPass(ops, false);  // no ops: commits the held deletes once their hold is over
-        store_->Maintain();
-        continue;
+      // Deletes in ops_ do not end the wait: they were posted without a wake-up.
+      cv_.wait_until(lock, next_tick, [&] { return ops_.size() > posted_deletes_ || stopping_; });
+      if (std::chrono::steady_clock::now() >= next_tick) {
+        tick = true;
+        next_tick = std::chrono::steady_clock::now() + interval;
       }
+      ops.swap(ops_);
+      posted_deletes_ = 0;
+      stopping = stopping_;
     }
-    RunPass(ops, stopping);
+    RunPass(ops, stopping || tick);
     store_->Maintain();  // rate-limited inside the store; also under constant load
     if (stopping) {
       // Ops posted before Stop() were taken above; Post() drops everything after.
@@ -107,7 +113,7 @@ void QueueCommitter::Run() {
   }
 }
 
-void QueueCommitter::RunPass(std::deque<Op>& ops, bool stopping) {
+void QueueCommitter::RunPass(std::deque<Op>& ops, bool commit_held) {
   std::vector<AppendOp> appends;
   std::vector<uint64_t> deletes;
   std::vector<FetchOp> fetches;
@@ -125,12 +131,9 @@ void QueueCommitter::RunPass(std::deque<Op>& ops, bool stopping) {
   }
   // Deletes alone wait for a transaction to join (see the header); anything else takes them along.
   if (!deletes.empty() || !held_deletes_.empty()) {
-    const auto now = std::chrono::steady_clock::now();
-    if (held_deletes_.empty())
-      held_until_ = now + std::chrono::milliseconds(options_.delete_hold_ms);
     held_deletes_.insert(held_deletes_.end(), deletes.begin(), deletes.end());
-    const bool hold = appends.empty() && fetches.empty() && expires.empty() && !stopping &&
-                      held_deletes_.size() < options_.max_batch && now < held_until_;
+    const bool hold = appends.empty() && fetches.empty() && expires.empty() && !commit_held &&
+                      held_deletes_.size() < options_.max_batch;
     if (hold) return;
     deletes = std::exchange(held_deletes_, {});
   }

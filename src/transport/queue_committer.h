@@ -5,16 +5,16 @@
 // pass's writes. Completions run on this thread, in order, after the commit they report: the
 // relay sends `Accepted` only from an append completion. No gRPC type appears here.
 //
-// Deletes alone do not start a transaction: they are held until the next append, fetch or
-// expiry, `max_batch` of them, Stop(), or `delete_hold_ms`, whichever comes first. At one message
-// in flight the hub's transactions fall from ~3.6 to 2 per round trip (bench/RESULTS.md). A hub
-// that stops uncleanly within the hold delivers those envelopes again, which receivers answer as
-// duplicates (PROTOCOL 7); nothing is lost, and nothing `Accepted` waits for the hold.
+// Deletes alone neither wake the thread nor start a transaction: they are held until the next
+// append, fetch or expiry, `max_batch` of them, Stop(), or the thread's tick every
+// `maintain_interval_ms`, whichever comes first. At one message in flight the hub's transactions
+// fall from ~3.6 to 2 per round trip, and its thread's wake-ups by two (bench/RESULTS.md). A hub
+// that stops uncleanly while deletes are held delivers those envelopes again, which receivers
+// answer as duplicates (PROTOCOL 7); nothing is lost, and nothing `Accepted` waits for the hold.
 #pragma once
 
 #include <array>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -31,10 +31,10 @@
 namespace nodelink::transport {
 
 struct CommitterOptions {
-  size_t max_batch = 256;                // appends per transaction
-  QueueBounds bounds;                    // per-recipient bounds checked at commit
-  uint64_t maintain_interval_ms = 1000;  // idle housekeeping (QueueStore::Maintain)
-  uint64_t delete_hold_ms = 20;          // longest a delete waits for a transaction to join
+  size_t max_batch = 256;  // appends per transaction
+  QueueBounds bounds;      // per-recipient bounds checked at commit
+  // The thread's tick: housekeeping (QueueStore::Maintain), and the longest a delete is held.
+  uint64_t maintain_interval_ms = 1000;
 };
 
 // Group-commit figures, for the metrics endpoint and the benchmark.
@@ -99,7 +99,8 @@ class QueueCommitter {
 
   bool Post(Op op);
   void Run();
-  void RunPass(std::deque<Op>& ops, bool stopping);
+  // commit_held: commit held deletes even if nothing else comes (Stop or the tick).
+  void RunPass(std::deque<Op>& ops, bool commit_held);
   void CommitWrites(std::vector<AppendOp>& appends, std::vector<uint64_t>& deletes);
 
   std::unique_ptr<QueueStore> store_;
@@ -108,14 +109,12 @@ class QueueCommitter {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Op> ops_;
+  size_t posted_deletes_ = 0;  // deletes in ops_ posted without waking the thread
   bool stopping_ = false;
   bool stopped_ = false;
   CommitterStats stats_;
   QueueTotals totals_;
-  // Deletes waiting for a transaction, and when the first of them stops waiting (the committer's
-  // thread only).
-  std::vector<uint64_t> held_deletes_;
-  std::chrono::steady_clock::time_point held_until_;
+  std::vector<uint64_t> held_deletes_;  // waiting for a transaction (the committer's thread only)
 
   std::thread thread_;  // last: starts after the members it uses exist
 };

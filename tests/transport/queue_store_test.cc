@@ -392,7 +392,7 @@ uint64_t AppendAndWait(QueueCommitter& committer, const std::string& id) {
 
 TEST_CASE("committer: a delete alone waits for the next append's transaction") {
   CommitterOptions options;
-  options.delete_hold_ms = 600'000;  // longer than the test: only the append can take it along
+  options.maintain_interval_ms = 600'000;  // no tick in the test: only the append takes it along
   QueueCommitter committer(std::make_unique<MemoryQueueStore>(), options);
   const uint64_t first = AppendAndWait(committer, "1");
   CHECK(committer.Delete(first));
@@ -405,10 +405,25 @@ TEST_CASE("committer: a delete alone waits for the next append's transaction") {
   committer.Stop();
 }
 
-TEST_CASE("committer: held deletes are committed by a fetch, by Stop and after their hold") {
+TEST_CASE("committer: a batch of deletes alone wakes the thread and commits") {
+  CommitterOptions options;
+  options.max_batch = 4;
+  options.maintain_interval_ms = 600'000;  // no tick in the test
+  QueueCommitter committer(std::make_unique<MemoryQueueStore>(), options);
+  std::vector<uint64_t> ids;
+  for (const char* id : {"1", "2", "3", "4"}) ids.push_back(AppendAndWait(committer, id));
+  for (size_t i = 0; i + 1 < ids.size(); ++i) CHECK(committer.Delete(ids[i]));
+  CHECK(committer.totals().items == 4);  // three deletes are held
+  CHECK(committer.Delete(ids.back()));   // the fourth makes a batch
+  CHECK(process::WaitFor([&] { return committer.totals().items == 0; }, std::chrono::seconds(30)));
+  CHECK(committer.stats().batch_histogram[0] == 1);
+  committer.Stop();
+}
+
+TEST_CASE("committer: held deletes are committed by a fetch, by Stop and at the next tick") {
   process::TempDir dir;
   CommitterOptions options;
-  options.delete_hold_ms = 600'000;
+  options.maintain_interval_ms = 600'000;
   {
     auto store = SqliteQueueStore::Open({dir.File("queue.db")});
     REQUIRE(store.ok());
@@ -429,11 +444,11 @@ TEST_CASE("committer: held deletes are committed by a fetch, by Stop and after t
     auto store = SqliteQueueStore::Open({dir.File("queue.db")});
     REQUIRE(store.ok());
     CHECK(FetchAll(**store, "r").empty());  // durably gone
-    options.delete_hold_ms = 1;
+    options.maintain_interval_ms = 10;
     QueueCommitter committer(*std::move(store), options);
     CHECK(committer.Delete(AppendAndWait(committer, "3")));
     CHECK(process::WaitFor([&] { return committer.totals().items == 0; },
-                           std::chrono::seconds(30)));  // alone, once the hold is over
+                           std::chrono::seconds(30)));  // alone, at the next tick
     CHECK(committer.stats().batch_histogram[0] == 1);
     committer.Stop();
   }
