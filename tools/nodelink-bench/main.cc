@@ -37,21 +37,20 @@ int main(int argc, char** argv) {
   app.add_flag("--keep", options.keep, "keep the temporary directory");
 
   nodelink::bench::RoleFlags role;
-  CLI::App* participant = app.add_subcommand(
-      "participant", "one participant role; nodelink-bench starts these itself");
+  CLI::App* participant =
+      app.add_subcommand("participant", "one participant role; nodelink-bench starts these itself");
   nodelink::tools::AddParticipantFlags(*participant, role.participant);
-  participant
-      ->add_option("--role", role.role,
-                   "sink, source, echo, requester, raw-sink, raw-source, raw-echo, raw-requester")
+  participant->add_option("--role", role.role, "what this participant does")
       ->required()
-      ->check(CLI::IsMember({"sink", "source", "echo", "requester", "raw-sink", "raw-source",
-                             "raw-echo", "raw-requester"}));
+      ->check(CLI::IsMember(nodelink::bench::RoleNames()));
   participant->add_option("--peer", role.peer, "the other participant's node id");
   participant->add_option("--tag", role.tag, "names this run's messages");
   participant->add_option("--count", role.count, "messages to send or to wait for");
   participant->add_option("--size", role.size, "payload bytes");
   participant->add_option("--concurrency", role.concurrency, "sends or requests in flight")
       ->check(CLI::Range(1, 4096));
+  participant->add_option("--latency-log", role.latency_log,
+                          "requester: write each round trip's start and duration (ns) here");
 
   bool should_exit = false;
   int rc = nodelink::tools::ParseOrExit(app, argc, argv, should_exit);

@@ -7,9 +7,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -129,8 +132,11 @@ int Source(Node& node, const RoleFlags& f) {
   const Message message{"bench", f.tag, std::string(f.size, 'x'), ""};
   const int64_t start = MonotonicNs();
   Spread s = RunSpread(f.concurrency, f.count, [&] { return node.Send(f.peer, message); });
-  Print({{"sent", f.count - s.failed}, {"failed", s.failed}, {"error", s.first_error},
-         {"start_ns", start}, {"end_ns", MonotonicNs()}});
+  Print({{"sent", f.count - s.failed},
+         {"failed", s.failed},
+         {"error", s.first_error},
+         {"start_ns", start},
+         {"end_ns", MonotonicNs()}});
   return s.failed == 0 ? 0 : 1;
 }
 
@@ -163,7 +169,9 @@ int Requester(Node& node, const RoleFlags& f) {
   const Message request{"echo", "", std::string(f.size, 'x'), ""};
   std::mutex mu;
   std::vector<int64_t> latencies_ns;
+  std::vector<std::pair<int64_t, int64_t>> log;  // (start, duration) for --latency-log
   latencies_ns.reserve(f.count);
+  if (!f.latency_log.empty()) log.reserve(f.count);
   const int64_t start = MonotonicNs();
   Spread s = RunSpread(f.concurrency, f.count, [&]() -> absl::Status {
     const int64_t t0 = MonotonicNs();
@@ -172,9 +180,15 @@ int Requester(Node& node, const RoleFlags& f) {
     if (!reply.ok()) return reply.status();
     std::lock_guard lock(mu);
     latencies_ns.push_back(t1 - t0);
+    if (!f.latency_log.empty()) log.emplace_back(t0, t1 - t0);
     return absl::OkStatus();
   });
   const int64_t end = MonotonicNs();
+  if (!f.latency_log.empty()) {
+    std::ofstream out(f.latency_log);
+    for (const auto& [t0, ns] : log) out << t0 << ' ' << ns << '\n';
+    if (!out) return Fail("cannot write " + f.latency_log);
+  }
   json out = LatencyQuantiles(std::move(latencies_ns));
   out.update(
       {{"failed", s.failed}, {"error", s.first_error}, {"start_ns", start}, {"end_ns", end}});
@@ -199,8 +213,8 @@ struct RawLink {
 absl::StatusOr<RawLink> RawConnect(const RoleFlags& f,
                                    std::function<void(v1::Envelope)> on_envelope) {
   const tools::ParticipantFlags& p = f.participant;
-  absl::StatusOr<keys::StoreKeySource> source = absl::InvalidArgumentError(
-      "raw roles need --passphrase-file or --key-file");
+  absl::StatusOr<keys::StoreKeySource> source =
+      absl::InvalidArgumentError("raw roles need --passphrase-file or --key-file");
   if (!p.key_file.empty()) source = keys::StoreKeySource::KeyFile(p.key_file);
   if (!p.passphrase_file.empty()) {
     auto secret = keys::ReadPassphraseFile(p.passphrase_file);
@@ -305,7 +319,9 @@ int RawSource(const RoleFlags& f) {
   }
   std::unique_lock lock(mu);
   cv.wait(lock, [&] { return answered == f.count; });
-  Print({{"sent", f.count - failed}, {"failed", failed}, {"start_ns", start},
+  Print({{"sent", f.count - failed},
+         {"failed", failed},
+         {"start_ns", start},
          {"end_ns", MonotonicNs()}});
   return failed == 0 ? 0 : 1;
 }
@@ -388,27 +404,44 @@ void ExitOnTerminationSignal() {
   std::thread([] { std::_Exit(128 + tools::WaitForTerminationSignal()); }).detach();
 }
 
+// Every role: the raw ones run without a node; senders end on a termination signal (above).
+struct Role {
+  std::string_view name;
+  bool sends;
+  int (*raw)(const RoleFlags&);
+  int (*with_node)(Node&, const RoleFlags&);
+};
+constexpr Role kRoles[] = {
+    {"sink", false, nullptr, Sink},
+    {"source", true, nullptr, Source},
+    {"echo", false, nullptr, [](Node& node, const RoleFlags&) { return Echo(node); }},
+    {"requester", true, nullptr, Requester},
+    {"raw-sink", false, RawSink, nullptr},
+    {"raw-source", true, RawSource, nullptr},
+    {"raw-echo", false, RawEcho, nullptr},
+    {"raw-requester", true, RawRequester, nullptr},
+};
+
 }  // namespace
+
+std::vector<std::string> RoleNames() {
+  std::vector<std::string> names;
+  for (const Role& r : kRoles) names.emplace_back(r.name);
+  return names;
+}
 
 int RunRole(const RoleFlags& f) {
   tools::LogToStderr();
   spdlog::set_level(spdlog::level::warn);  // the parent prints progress; warnings still show
   tools::BlockTerminationSignals();
-  if (f.role == "source" || f.role == "requester" || f.role == "raw-source" ||
-      f.role == "raw-requester") {
-    ExitOnTerminationSignal();
-  }
-  if (f.role == "raw-sink") return RawSink(f);
-  if (f.role == "raw-source") return RawSource(f);
-  if (f.role == "raw-echo") return RawEcho(f);
-  if (f.role == "raw-requester") return RawRequester(f);
+  const auto role = std::find_if(std::begin(kRoles), std::end(kRoles),
+                                 [&](const Role& r) { return r.name == f.role; });
+  if (role == std::end(kRoles)) return Fail("unknown role " + f.role);
+  if (role->sends) ExitOnTerminationSignal();
+  if (role->raw != nullptr) return role->raw(f);
   auto node = Connect(f);
   if (!node.ok()) return Fail(std::string(node.status().message()));
-  if (f.role == "sink") return Sink(**node, f);
-  if (f.role == "source") return Source(**node, f);
-  if (f.role == "echo") return Echo(**node);
-  if (f.role == "requester") return Requester(**node, f);
-  return Fail("unknown role " + f.role);
+  return role->with_node(**node, f);
 }
 
 }  // namespace nodelink::bench

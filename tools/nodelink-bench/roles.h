@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "participant_flags.h"
 
@@ -13,13 +14,17 @@ namespace nodelink::bench {
 
 struct RoleFlags {
   tools::ParticipantFlags participant;
-  std::string role;  // sink, source, echo, requester, raw-sink, raw-source, raw-echo, raw-requester
+  std::string role;  // one of RoleNames()
   std::string peer;  // the other participant (source, requester, raw-source, raw-requester)
   std::string tag;   // names one run: a sink counts only its own run's messages
   uint64_t count = 0;
   size_t size = 64;  // payload bytes
   uint32_t concurrency = 1;
+  std::string latency_log;  // requester: "start_ns duration_ns" per round trip, if set
 };
+
+// The names --role accepts.
+std::vector<std::string> RoleNames();
 
 // Runs the role to completion (sinks and echo until done or SIGTERM); 0 on success.
 int RunRole(const RoleFlags& flags);
