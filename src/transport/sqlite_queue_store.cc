@@ -161,10 +161,11 @@ absl::Status SqliteQueueStore::Init() {
     db_->exec(options_.synchronous == SqliteSynchronous::kFull ? "PRAGMA synchronous=FULL"
                                                                : "PRAGMA synchronous=NORMAL");
     db_->exec("PRAGMA journal_size_limit=" + std::to_string(options_.journal_size_limit_bytes));
-    // SQLite's automatic checkpoint runs every 1000 pages, each with fsyncs; Maintain()
-    // checkpoints every 10 s, so let the WAL grow to 4096 pages (16 MiB with 4 KiB pages)
-    // before SQLite does it on its own.
-    db_->exec("PRAGMA wal_autocheckpoint=4096");
+    // SQLite's automatic checkpoint runs inside the commit that crosses the threshold, on the
+    // queue thread, so every `Accepted` behind it waits for the whole copy. At 4096 pages that
+    // was the round trip's p99.9 (57 ms); at 256 pages (1 MiB) it is 10-11 ms, for more, smaller
+    // checkpoints (bench/RESULTS.md, twelfth session). Maintain() still truncates every 10 s.
+    db_->exec("PRAGMA wal_autocheckpoint=256");
     db_->exec(kSchema);
     {
       SQLite::Statement v(*db_, "SELECT value FROM meta WHERE key = 'schema_version'");
