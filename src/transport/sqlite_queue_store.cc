@@ -163,7 +163,7 @@ absl::Status SqliteQueueStore::Init() {
     db_->exec("PRAGMA journal_size_limit=" + std::to_string(options_.journal_size_limit_bytes));
     // SQLite's automatic checkpoint runs inside the commit that crosses the threshold, on the
     // queue thread, so every `Accepted` behind it waits for the whole copy. At 4096 pages that
-    // was the round trip's p99.9 (57 ms); at 256 pages (1 MiB) it is 10-11 ms, for more, smaller
+    // was the round trip's p99.9 (57 ms); at 256 pages (1 MiB) it is 10-15 ms, for more, smaller
     // checkpoints (bench/RESULTS.md, twelfth session). Maintain() still truncates every 10 s.
     db_->exec("PRAGMA wal_autocheckpoint=256");
     db_->exec(kSchema);
