@@ -4,6 +4,8 @@
 # federation that `nodelink-bench --keep` left behind:
 #   build/bin/nodelink-bench --only round-trips --scale 0.05 --keep    # prints "kept DIR"
 #   bench/round-trip-cpu.sh DIR [BIN_DIR] [sqlite|memory|raw] [COUNT]
+# NODELINK_LATENCY_LOG=FILE: the requester (not the raw one) writes each round trip's start and
+# duration there, in ns on CLOCK_MONOTONIC (the clock of `perf sched`).
 # Defaults: build/bin, sqlite, 3000 round trips (raw: bench/kept-federation.sh). The requester's
 # CPU includes its start.
 set -euo pipefail
@@ -21,7 +23,8 @@ echo_pid=$!
 pids+=("$echo_pid")
 for _ in $(seq 200); do grep -q ready "$work/echo.out" && break; sleep 0.1; done
 hub0=$(cpu "$hub") echo0=$(cpu "$echo_pid")
-participant source --role "${raw}requester" --peer sink --concurrency 1 >"$work/requester.out" 2>&1 &
+participant source --role "${raw}requester" --peer sink --concurrency 1 \
+  ${NODELINK_LATENCY_LOG:+--latency-log "$NODELINK_LATENCY_LOG"} >"$work/requester.out" 2>&1 &
 requester=$!
 pids+=("$requester")
 # Sample until the requester reports: its figures are its last sample before it exits.

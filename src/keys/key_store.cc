@@ -148,10 +148,10 @@ absl::Status EnableWal(SQLite::Database& db, const std::string& path) {
   }
   db.exec("PRAGMA synchronous = NORMAL");
   // The automatic checkpoint runs inside the commit that crosses the threshold, on whichever
-  // thread commits (a router worker, the commit thread). At SQLite's 1,000 pages it copied a few
-  // hundred scattered index pages each time, 5-10 ms of CPU several times a second at a few
-  // hundred commits a second: most of the round trip's p99 (~20 ms). At 100 pages each copy is
-  // small: with a memory-queue hub the p99 fell to ~6 ms (bench/RESULTS.md, twelfth session).
+  // thread commits (a router worker, the commit thread). At SQLite's 1,000 pages that thread ran
+  // 8-11 ms at a time, several times a second at a few hundred commits a second: most of the
+  // round trip's p99 (~20 ms). At 100 pages each copy is small: with a memory-queue hub the p99
+  // fell to ~6 ms (bench/RESULTS.md, twelfth session).
   db.exec("PRAGMA wal_autocheckpoint = 100");
   // Keeps an idle WAL from growing without bound; checkpoints still erase on demand.
   db.exec("PRAGMA journal_size_limit = 4194304");

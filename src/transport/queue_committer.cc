@@ -95,9 +95,9 @@ void QueueCommitter::Run() {
       std::unique_lock lock(mu_);
       // Deletes in ops_ do not end the wait: they were posted without a wake-up.
       cv_.wait_until(lock, next_tick, [&] { return ops_.size() > posted_deletes_ || stopping_; });
-      if (std::chrono::steady_clock::now() >= next_tick) {
+      if (const auto now = std::chrono::steady_clock::now(); now >= next_tick) {
         tick = true;
-        next_tick = std::chrono::steady_clock::now() + interval;
+        next_tick = now + interval;
       }
       ops.swap(ops_);
       posted_deletes_ = 0;

@@ -8,7 +8,7 @@
 // Deletes alone neither wake the thread nor start a transaction: they are held until the next
 // append, fetch or expiry, `max_batch` of them, Stop(), or the thread's tick every
 // `maintain_interval_ms`, whichever comes first. At one message in flight the hub's transactions
-// fall from ~3.6 to 2 per round trip, and its thread's runs by 1-2 (bench/RESULTS.md). A hub
+// fall from ~3.6 to 2 per round trip, and its thread's runs by about one (bench/RESULTS.md). A hub
 // that stops uncleanly while deletes are held delivers those envelopes again, which receivers
 // answer as duplicates (PROTOCOL 7); nothing is lost, and nothing `Accepted` waits for the hold.
 #pragma once

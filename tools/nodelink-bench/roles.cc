@@ -168,10 +168,8 @@ int Requester(Node& node, const RoleFlags& f) {
   if (!warm.ok()) return Fail("warm-up request failed: " + std::string(warm.status().message()));
   const Message request{"echo", "", std::string(f.size, 'x'), ""};
   std::mutex mu;
-  std::vector<int64_t> latencies_ns;
-  std::vector<std::pair<int64_t, int64_t>> log;  // (start, duration) for --latency-log
-  latencies_ns.reserve(f.count);
-  if (!f.latency_log.empty()) log.reserve(f.count);
+  std::vector<std::pair<int64_t, int64_t>> trips;  // (start, duration), in completion order
+  trips.reserve(f.count);
   const int64_t start = MonotonicNs();
   Spread s = RunSpread(f.concurrency, f.count, [&]() -> absl::Status {
     const int64_t t0 = MonotonicNs();
@@ -179,15 +177,17 @@ int Requester(Node& node, const RoleFlags& f) {
     const int64_t t1 = MonotonicNs();
     if (!reply.ok()) return reply.status();
     std::lock_guard lock(mu);
-    latencies_ns.push_back(t1 - t0);
-    if (!f.latency_log.empty()) log.emplace_back(t0, t1 - t0);
+    trips.emplace_back(t0, t1 - t0);
     return absl::OkStatus();
   });
   const int64_t end = MonotonicNs();
+  std::vector<int64_t> latencies_ns;
+  latencies_ns.reserve(trips.size());
+  for (const auto& [t0, ns] : trips) latencies_ns.push_back(ns);
   if (!f.latency_log.empty()) {
-    std::ofstream out(f.latency_log);
-    for (const auto& [t0, ns] : log) out << t0 << ' ' << ns << '\n';
-    if (!out) return Fail("cannot write " + f.latency_log);
+    std::ofstream log(f.latency_log);
+    for (const auto& [t0, ns] : trips) log << t0 << ' ' << ns << '\n';
+    if (!log) return Fail("cannot write " + f.latency_log);
   }
   json out = LatencyQuantiles(std::move(latencies_ns));
   out.update(
