@@ -16,6 +16,7 @@
 #include "keys/files.h"
 #include "keys/seal_contexts.h"
 #include "keys/store_errors.h"
+#include "keys/wal_checkpointer.h"
 
 namespace nodelink::keys {
 
@@ -147,12 +148,6 @@ absl::Status EnableWal(SQLite::Database& db, const std::string& path) {
                                          " cannot use WAL mode (journal_mode is " + mode + ")");
   }
   db.exec("PRAGMA synchronous = NORMAL");
-  // The automatic checkpoint runs inside the commit that crosses the threshold, on whichever
-  // thread commits (a router worker, the commit thread). At SQLite's 1,000 pages that thread ran
-  // 8-11 ms at a time, several times a second at a few hundred commits a second: most of the
-  // round trip's p99 (~20 ms). At 100 pages each copy is small: with a memory-queue hub the p99
-  // fell to ~6 ms (bench/RESULTS.md, twelfth session).
-  db.exec("PRAGMA wal_autocheckpoint = 100");
   // Keeps an idle WAL from growing without bound; checkpoints still erase on demand.
   db.exec("PRAGMA journal_size_limit = 4194304");
   return absl::OkStatus();
@@ -210,7 +205,10 @@ std::string_view ChannelStateName(ChannelState state) {
 }
 
 KeyStore::KeyStore(std::string path, std::unique_ptr<SQLite::Database> db, const core::Clock& clock)
-    : path_(std::move(path)), clock_(&clock), db_(std::move(db)) {}
+    : path_(std::move(path)),
+      clock_(&clock),
+      db_(std::move(db)),
+      checkpointer_(std::make_unique<WalCheckpointer>(*db_, path_)) {}
 
 KeyStore::~KeyStore() = default;
 
@@ -434,6 +432,8 @@ absl::Status KeyStore::WithDatabase(
     return absl::InternalError("key store " + path_ + ": " + e.what());
   }
 }
+
+uint64_t KeyStore::background_checkpoints() const { return checkpointer_->checkpoints(); }
 
 absl::Status KeyStore::CheckpointErased() {
   ConnectionLock lock(*this);

@@ -14,6 +14,8 @@
 #include "keys/pem.h"
 #include "keys/seal_contexts.h"
 #include "keys/store_sql.h"
+#include "keys/wal_checkpointer.h"
+#include "process/wait_for.h"
 #include "store_test_support.h"
 
 namespace nodelink::keys {
@@ -52,6 +54,47 @@ TEST_CASE("create then open; the header records the schema and the KDF profile")
   CHECK(store->kdf_params().memlimit == KdfParamsOf(KdfProfile::kMinimal).memlimit);
   auto again = KeyStore::Create(path, Pass("x"), KdfProfile::kMinimal, FastOptions(clock));
   CHECK(again.status().code() == absl::StatusCode::kAlreadyExists);
+}
+
+TEST_CASE("the WAL is checkpointed off the commit path and restarts under back-to-back commits") {
+  TempDir dir;
+  core::ManualClock clock;
+  const std::string path = dir.File("store.db");
+  auto wal_bytes = [&] {
+    struct stat st {};
+    return ::stat((path + "-wal").c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  };
+  // Each commit writes at least one frame, so a WAL that never restarted would end up holding
+  // them all (40 MiB and more).
+  constexpr int kCommits = 10 * WalCheckpointer::kThresholdFrames;
+  constexpr uint64_t kFrameBytes = 4096 + 24;
+  {
+    auto store = CreateStore(path, clock);
+    uint64_t largest_wal = 0;
+    for (int i = 0; i < kCommits; ++i) {
+      REQUIRE(store
+                  ->WithTransaction([&](SQLite::Database& db) {
+                    SQLite::Statement put(db, "INSERT INTO settings(key, value) VALUES(?, ?)");
+                    put.bind(1, "k" + std::to_string(i));
+                    put.bind(2, std::string(64, 'v'));
+                    put.exec();
+                    return absl::OkStatus();
+                  })
+                  .ok());
+      largest_wal = std::max(largest_wal, wal_bytes());
+    }
+    CHECK(process::WaitFor([&] { return store->background_checkpoints() > 0; },
+                           std::chrono::seconds(30)));
+    CHECK(largest_wal < uint64_t{kCommits / 2} * kFrameBytes);
+  }
+  auto store = OpenStore(path, clock);
+  CHECK(store
+            ->WithDatabase([&](SQLite::Database& db) {
+              CHECK(db.execAndGet("SELECT COUNT(*) FROM settings WHERE key LIKE 'k%'").getInt() ==
+                    kCommits);
+              return absl::OkStatus();
+            })
+            .ok());
 }
 
 TEST_CASE("the KDF profile chosen at creation is stored and reused on open") {

@@ -1,0 +1,89 @@
+#include "keys/wal_checkpointer.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <memory>
+#include <utility>
+
+#include "core/thread_name.h"
+
+namespace nodelink::keys {
+
+WalCheckpointer::WalCheckpointer(SQLite::Database& store_db, std::string path)
+    : store_db_(store_db.getHandle()), path_(std::move(path)) {
+  sqlite3_wal_hook(store_db_, &WalCheckpointer::OnCommit, this);
+  thread_ = std::thread([this] {
+    core::NameThisThread("nl-checkpoint");
+    Run();
+  });
+}
+
+WalCheckpointer::~WalCheckpointer() {
+  sqlite3_wal_hook(store_db_, nullptr, nullptr);
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+// Runs inside every commit on the store's connection, under the store's mutex: short, except when
+// it copies the rest (pass 2).
+int WalCheckpointer::OnCommit(void* self, sqlite3* db, const char* name, int frames) {
+  auto* c = static_cast<WalCheckpointer*>(self);
+  if (c->inline_fallback_.load()) {
+    if (frames >= kThresholdFrames) c->Checkpoint(db, name, "inline");
+    return SQLITE_OK;
+  }
+  {
+    std::lock_guard lock(c->mu_);
+    if (c->due_ == Pass::kNone && frames >= kThresholdFrames) {
+      c->due_ = Pass::kBulk;
+      c->cv_.notify_one();
+      return SQLITE_OK;
+    }
+    if (c->due_ != Pass::kRest) return SQLITE_OK;
+    c->due_ = Pass::kNone;
+  }
+  c->Checkpoint(db, name, "rest");
+  return SQLITE_OK;
+}
+
+bool WalCheckpointer::Checkpoint(sqlite3* db, const char* name, const char* pass) {
+  const int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  if (rc == SQLITE_OK) return true;
+  if (rc != SQLITE_BUSY) {
+    spdlog::warn("key store {}: checkpoint ({}) failed: {}", path_, pass, sqlite3_errmsg(db));
+  }
+  return false;
+}
+
+void WalCheckpointer::Run() {
+  std::unique_ptr<SQLite::Database> db;
+  try {
+    db = std::make_unique<SQLite::Database>(path_, SQLite::OPEN_READWRITE);
+  } catch (const SQLite::Exception& e) {
+    spdlog::warn(
+        "key store {}: no connection for background checkpoints ({}); commits checkpoint the "
+        "write-ahead log themselves",
+        path_, e.what());
+    inline_fallback_.store(true);
+    return;
+  }
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return due_ == Pass::kBulk || stopping_; });
+    if (stopping_) return;
+    lock.unlock();
+    const bool ok = Checkpoint(db->getHandle(), nullptr, "bulk");
+    if (ok) checkpoints_.fetch_add(1);
+    lock.lock();
+    // Even after a failure: the rest pass is a whole checkpoint of what is left.
+    due_ = Pass::kRest;
+  }
+}
+
+}  // namespace nodelink::keys
