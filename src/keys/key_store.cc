@@ -13,10 +13,10 @@
 
 #include "core/random.h"
 #include "core/status.h"
+#include "core/wal_checkpointer.h"
 #include "keys/files.h"
 #include "keys/seal_contexts.h"
 #include "keys/store_errors.h"
-#include "keys/wal_checkpointer.h"
 
 namespace nodelink::keys {
 
@@ -208,7 +208,7 @@ KeyStore::KeyStore(std::string path, std::unique_ptr<SQLite::Database> db, const
     : path_(std::move(path)),
       clock_(&clock),
       db_(std::move(db)),
-      checkpointer_(std::make_unique<WalCheckpointer>(*db_, path_)) {}
+      checkpointer_(std::make_unique<core::WalCheckpointer>(*db_, path_, "key store " + path_)) {}
 
 KeyStore::~KeyStore() = default;
 

@@ -19,7 +19,7 @@
 // Durability: synchronous=NORMAL in WAL mode. A commit survives the process being killed
 // (SIGKILL), not a power loss in the following moments; the store's writes are small and
 // frequent (anti-replay windows), and FULL costs ~4x per commit (IMPLEMENTATION-NOTES 6.3).
-// WAL checkpoints run on a thread and connection of their own (keys/wal_checkpointer.h).
+// WAL checkpoints run on a thread and connection of their own (core/wal_checkpointer.h).
 //
 // Thread safety: every method is thread-safe. One SQLite connection, guarded by a mutex; the
 // store key by a reader/writer lock. Several processes may use one store (a daemon and the
@@ -52,11 +52,13 @@
 namespace SQLite {
 class Database;
 class Statement;
+}  // namespace SQLite
+
+namespace nodelink::core {
+class WalCheckpointer;
 }
 
 namespace nodelink::keys {
-
-class WalCheckpointer;
 
 struct StoreOptions {
   // How long an operation waits for another process's write lock before failing with
@@ -186,7 +188,7 @@ class KeyStore {
   // reader in another process kept the WAL from being reset; erased bytes then stay in the WAL
   // until the next successful checkpoint.
   [[nodiscard]] absl::Status CheckpointErased();
-  // Checkpoints run off the commit path so far (keys/wal_checkpointer.h).
+  // Checkpoints run off the commit path so far (core/wal_checkpointer.h).
   uint64_t background_checkpoints() const;
 
   // ---- Identity ----
@@ -296,7 +298,7 @@ class KeyStore {
   mutable std::atomic<std::thread::id> db_owner_{};
   std::unique_ptr<SQLite::Database> db_;  // guarded by db_mu_
   // Declared after db_, so it is destroyed first (it removes its hook from db_).
-  std::unique_ptr<WalCheckpointer> checkpointer_;
+  std::unique_ptr<core::WalCheckpointer> checkpointer_;
   // Prepared once (preparing costs more than running it): the salt check of every transaction.
   // Guarded by db_mu_; declared after db_, so it is finalized first.
   std::unique_ptr<SQLite::Statement> salt_query_;

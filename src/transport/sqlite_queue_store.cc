@@ -1,16 +1,22 @@
 #include "transport/sqlite_queue_store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <limits>
 #include <utility>
 
 #include "core/spool_dir.h"
 #include "core/status.h"
+#include "core/wal_checkpointer.h"
 #include "spdlog/spdlog.h"
 
 namespace nodelink::transport {
@@ -124,8 +130,10 @@ struct SqliteQueueStore::Statements {
 SqliteQueueStore::SqliteQueueStore(SqliteQueueOptions options) : options_(std::move(options)) {}
 
 SqliteQueueStore::~SqliteQueueStore() {
-  st_.reset();  // statements before the database
+  checkpointer_.reset();  // removes its hook from the database
+  st_.reset();            // statements before the database
   db_.reset();
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // the lock goes last, with everything it guards closed
 }
 
 absl::StatusOr<std::unique_ptr<SqliteQueueStore>> SqliteQueueStore::Open(
@@ -135,17 +143,37 @@ absl::StatusOr<std::unique_ptr<SqliteQueueStore>> SqliteQueueStore::Open(
   return store;
 }
 
+// Two hubs on one queue would push and delete each other's rows, and the second's OpenSpool would
+// remove body files of the first one's commits. SQLite's locks cannot keep the second out (the
+// hub itself has two connections, the queue's and the checkpointer's), so the store holds an
+// flock on a file of its own beside the database for as long as it is open.
+absl::Status SqliteQueueStore::LockDataFile() {
+  const std::string lock_path = options_.path + "-lock";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) {
+    return absl::UnavailableError("hub queue: cannot open " + lock_path + ": " +
+                                  std::strerror(errno) +
+                                  "; check the data directory (permissions, disk space)");
+  }
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) return absl::OkStatus();
+  const int err = errno;
+  ::close(lock_fd_);
+  lock_fd_ = -1;
+  if (err == EWOULDBLOCK) {
+    return absl::FailedPreconditionError(
+        "hub queue database " + options_.path +
+        " is in use by another process (another nodelink-hub with this --data-dir?); stop it, "
+        "or give this hub its own data directory");
+  }
+  return absl::UnavailableError("hub queue: cannot lock " + lock_path + ": " + std::strerror(err));
+}
+
 absl::Status SqliteQueueStore::Init() {
+  NL_RETURN_IF_ERROR(LockDataFile());
   try {
     db_ = std::make_unique<SQLite::Database>(options_.path,
                                              SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     db_->exec("PRAGMA busy_timeout=5000");
-    // The hub is the database's only user: holding its lock for good saves the lock and
-    // shared-memory calls of every transaction (hub CPU per round trip -5 to -8 %,
-    // bench/RESULTS.md), and a second hub given the same data directory fails here, before
-    // OpenSpool could remove the body files of the first one's commits. Set before the first
-    // access, so the WAL index is in this process's memory and there is no -shm file.
-    db_->exec("PRAGMA locking_mode=EXCLUSIVE");
     // Large bodies are files (spool_min_bytes), so rows are small: each commit writes the pages
     // it touched to the -wal file, six for a one-envelope append (the row, its two indexes,
     // the AUTOINCREMENT counter, the dedup record and its index) and three for its delete. With
@@ -161,11 +189,6 @@ absl::Status SqliteQueueStore::Init() {
     db_->exec(options_.synchronous == SqliteSynchronous::kFull ? "PRAGMA synchronous=FULL"
                                                                : "PRAGMA synchronous=NORMAL");
     db_->exec("PRAGMA journal_size_limit=" + std::to_string(options_.journal_size_limit_bytes));
-    // SQLite's automatic checkpoint runs inside the commit that crosses the threshold, on the
-    // queue thread, so every `Accepted` behind it waits for the whole copy. At 4096 pages that
-    // was the round trip's p99.9 (57 ms); at 256 pages (1 MiB) it is 10-15 ms, for more, smaller
-    // checkpoints (bench/RESULTS.md, twelfth session). Maintain() still truncates every 10 s.
-    db_->exec("PRAGMA wal_autocheckpoint=256");
     db_->exec(kSchema);
     {
       SQLite::Statement v(*db_, "SELECT value FROM meta WHERE key = 'schema_version'");
@@ -204,6 +227,14 @@ absl::Status SqliteQueueStore::Init() {
       }
     }
     st_ = std::make_unique<Statements>(*db_);
+    // SQLite's automatic checkpoint would run inside the commit that crosses its threshold, on
+    // the queue thread, so every `Accepted` behind it would wait for the copy and its fsyncs:
+    // 10-15 ms at 256 pages, the round trip's p99 (bench/RESULTS.md, twelfth session). The
+    // checkpointer's second connection is why the database is no longer in EXCLUSIVE locking
+    // mode, which saved the lock and shared-memory calls of each transaction (hub CPU per round
+    // trip -5 to -8 %); LockDataFile keeps out a second hub instead.
+    checkpointer_ =
+        std::make_unique<core::WalCheckpointer>(*db_, options_.path, "hub queue " + options_.path);
     last_checkpoint_ms_ = SteadyMs();
   } catch (const std::exception& e) {
     const auto* sqlite = dynamic_cast<const SQLite::Exception*>(&e);
@@ -540,12 +571,16 @@ void SqliteQueueStore::Maintain() {
   const uint64_t now = SteadyMs();
   if (now - last_checkpoint_ms_ < options_.checkpoint_interval_ms) return;
   last_checkpoint_ms_ = now;
-  try {
-    // TRUNCATE resets the -wal to zero bytes; journal_size_limit bounds it between checkpoints.
-    db_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  } catch (const std::exception& e) {
-    spdlog::warn("hub queue: WAL checkpoint failed: {}", e.what());
+  // TRUNCATE resets the -wal to zero bytes; journal_size_limit bounds it between checkpoints.
+  // BUSY: the checkpointer's thread is in a pass; the next interval truncates.
+  sqlite3* db = db_->getHandle();
+  const int rc =
+      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+    spdlog::warn("hub queue: WAL checkpoint failed: {}", sqlite3_errmsg(db));
   }
 }
+
+uint64_t SqliteQueueStore::background_checkpoints() const { return checkpointer_->checkpoints(); }
 
 }  // namespace nodelink::transport

@@ -21,7 +21,8 @@ class Database;
 
 namespace nodelink::core {
 class SpoolDir;
-}
+class WalCheckpointer;
+}  // namespace nodelink::core
 
 namespace nodelink::transport {
 
@@ -65,6 +66,8 @@ class SqliteQueueStore final : public QueueStore {
   QueueTotals Totals() const override { return totals_; }
   // Envelopes whose body file was missing or cut short when fetched (see Fetch).
   uint64_t lost_bodies() const { return lost_ids_.size(); }
+  // WAL checkpoints run off the queue thread so far (core/wal_checkpointer.h).
+  uint64_t background_checkpoints() const;
   void Maintain() override;
 
  private:
@@ -74,6 +77,7 @@ class SqliteQueueStore final : public QueueStore {
   };
   struct Statements;
   explicit SqliteQueueStore(SqliteQueueOptions options);
+  absl::Status LockDataFile();
   absl::Status Init();
   absl::Status OpenSpool();
   bool Spools(size_t body_bytes) const;
@@ -83,8 +87,10 @@ class SqliteQueueStore final : public QueueStore {
   uint64_t AppendRoom() const;
 
   SqliteQueueOptions options_;
+  int lock_fd_ = -1;                      // holds the flock of LockDataFile
   std::unique_ptr<SQLite::Database> db_;  // declared before the statements that use it
   std::unique_ptr<Statements> st_;
+  std::unique_ptr<core::WalCheckpointer> checkpointer_;
   std::unique_ptr<core::SpoolDir> spool_;
   std::unordered_set<uint64_t> lost_ids_;  // envelopes whose body file is lost, logged once each
   std::unordered_map<std::string, Usage> usage_;  // envelopes only, per recipient

@@ -9,12 +9,12 @@
 #include <thread>
 
 #include "core/random.h"
+#include "core/wal_checkpointer.h"
 #include "keys/cert_info.h"
 #include "keys/files.h"
 #include "keys/pem.h"
 #include "keys/seal_contexts.h"
 #include "keys/store_sql.h"
-#include "keys/wal_checkpointer.h"
 #include "process/wait_for.h"
 #include "store_test_support.h"
 
@@ -66,7 +66,7 @@ TEST_CASE("the WAL is checkpointed off the commit path and restarts under back-t
   };
   // Each commit writes at least one frame, so a WAL that never restarted would end up holding
   // them all (40 MiB and more).
-  constexpr int kCommits = 10 * WalCheckpointer::kThresholdFrames;
+  constexpr int kCommits = 10 * core::WalCheckpointer::kThresholdFrames;
   constexpr uint64_t kFrameBytes = 4096 + 24;
   {
     auto store = CreateStore(path, clock);

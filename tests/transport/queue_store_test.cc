@@ -2,13 +2,17 @@
 // deletion), bounds, expiry with notices, and (SQLite) recovery after reopening.
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <future>
 #include <memory>
 
+#include "core/wal_checkpointer.h"
 #include "process/temp_dir.h"
 #include "process/wait_for.h"
 #include "transport/memory_queue_store.h"
@@ -182,7 +186,7 @@ TEST_CASE("sqlite queue store: a second store on an open database is refused, sa
   auto first = SqliteQueueStore::Open({path});
   REQUIRE(first.ok());
   CommitOk(**first, {Req("a", "r", "1")});
-  auto second = SqliteQueueStore::Open({path});  // waits out the busy timeout (5 s)
+  auto second = SqliteQueueStore::Open({path});
   REQUIRE_FALSE(second.ok());
   CHECK(absl::IsFailedPrecondition(second.status()));
   CHECK_MESSAGE(second.status().message().find("in use by another process") != std::string::npos,
@@ -192,6 +196,38 @@ TEST_CASE("sqlite queue store: a second store on an open database is refused, sa
   auto again = SqliteQueueStore::Open({path});  // the lock goes with the first store
   REQUIRE(again.ok());
   CHECK(FetchAll(**again, "r").size() == 1);
+}
+
+TEST_CASE("sqlite queue store: the WAL is checkpointed off the queue thread and restarts") {
+  process::TempDir dir;
+  const std::string path = dir.File("queue.db");
+  auto wal_bytes = [&] {
+    struct stat st {};
+    return ::stat((path + "-wal").c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  };
+  // An append writes at least three pages (the row, its index, the dedup record) and a delete two,
+  // each a frame of its own per commit, so a WAL that never restarted would hold 70 MiB and more.
+  constexpr int kEnvelopes = 5 * core::WalCheckpointer::kThresholdFrames;
+  constexpr uint64_t kFrameBytes = 4096 + 24;
+  constexpr uint64_t kNeverRestarted = (3 * kEnvelopes + 2 * kEnvelopes / 2) * kFrameBytes;
+  {
+    auto store = SqliteQueueStore::Open({path});
+    REQUIRE(store.ok());
+    uint64_t largest_wal = 0;
+    for (int i = 0; i < kEnvelopes; ++i) {
+      const std::vector<AppendResult> r = CommitOk(**store, {Req("s", "r", std::to_string(i))});
+      REQUIRE(r[0].outcome == AppendOutcome::kQueued);
+      if (i % 2 == 0) CommitOk(**store, {}, {r[0].id});  // every other one delivered
+      largest_wal = std::max(largest_wal, wal_bytes());
+    }
+    CHECK(process::WaitFor([&] { return (*store)->background_checkpoints() > 0; },
+                           std::chrono::seconds(30)));
+    CHECK(largest_wal < kNeverRestarted / 3);
+  }
+  auto store = SqliteQueueStore::Open({path});
+  REQUIRE(store.ok());
+  CHECK((*store)->Totals().items == kEnvelopes / 2);
+  CHECK(FetchAll(**store, "r").size() == 1000);  // the oldest, in order
 }
 
 TEST_CASE("sqlite queue store: rows, dedup, usage and increasing ids survive reopening") {

@@ -1,8 +1,9 @@
-// The key store's WAL checkpoints, mostly off the commit path. SQLite's automatic checkpoint runs
-// inside the commit that crosses its threshold, on whichever thread commits (the echo's router
-// worker, the requester's commit thread): that thread stalled 8-11 ms at a time, several times a
-// second, and this was most of the round trip's p99 (bench/RESULTS.md, twelfth session). Here a
-// WAL hook replaces the automatic checkpoint, which then runs in two passes:
+// WAL checkpoints of a SQLite database, mostly off the commit path; the key store and the hub's
+// queue use it. SQLite's automatic checkpoint runs inside the commit that crosses its threshold,
+// on whichever thread commits (a key store's router worker or commit thread, the hub's one queue
+// thread): that thread stalled 8-15 ms at a time, several times a second, and this was most of
+// the round trip's p99 (bench/RESULTS.md, twelfth and fourteenth sessions). Here a WAL hook
+// replaces the automatic checkpoint, which then runs in two passes:
 //   1. the bulk, on this class's thread and a connection of its own, while the store's writers
 //      go on (in WAL mode a PASSIVE checkpoint and a writer do not block each other);
 //   2. the rest, inside the next commit on the store's connection: the few frames committed
@@ -12,8 +13,8 @@
 // caught up, so it never restarted: 36 MiB after 4,000 commits. Pass 2 is not taken by the
 // thread under the store's mutex because writers that commit back to back would starve it.
 // A reader in another process (the nodelink-keys CLI) can still hold the WAL back, as it would
-// with SQLite's own checkpoint. Erasure checkpoints at once on the store's connection
-// (KeyStore::CheckpointErased).
+// with SQLite's own checkpoint. The database must not be in EXCLUSIVE locking mode, which would
+// keep the second connection out.
 #pragma once
 
 #include <atomic>
@@ -28,7 +29,7 @@ namespace SQLite {
 class Database;
 }
 
-namespace nodelink::keys {
+namespace nodelink::core {
 
 class WalCheckpointer {
  public:
@@ -38,8 +39,8 @@ class WalCheckpointer {
 
   // Installs the hook on `store_db` (which must outlive this object) and starts the thread, which
   // opens a second connection to `path`. If it cannot, commits checkpoint themselves, as
-  // SQLite's would.
-  WalCheckpointer(SQLite::Database& store_db, std::string path);
+  // SQLite's would. `what` names the database in logs ("key store /path").
+  WalCheckpointer(SQLite::Database& store_db, std::string path, std::string what);
   // Removes the hook and ends the thread (a pass under way finishes first). No commit may run on
   // `store_db` meanwhile.
   ~WalCheckpointer();
@@ -61,6 +62,7 @@ class WalCheckpointer {
 
   sqlite3* const store_db_;
   const std::string path_;
+  const std::string what_;
   std::atomic<bool> inline_fallback_{false};
   std::atomic<uint64_t> checkpoints_{0};
 
@@ -71,4 +73,4 @@ class WalCheckpointer {
   std::thread thread_;      // last: starts after the members it uses exist
 };
 
-}  // namespace nodelink::keys
+}  // namespace nodelink::core

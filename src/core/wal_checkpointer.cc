@@ -1,4 +1,4 @@
-#include "keys/wal_checkpointer.h"
+#include "core/wal_checkpointer.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <spdlog/spdlog.h>
@@ -9,13 +9,13 @@
 
 #include "core/thread_name.h"
 
-namespace nodelink::keys {
+namespace nodelink::core {
 
-WalCheckpointer::WalCheckpointer(SQLite::Database& store_db, std::string path)
-    : store_db_(store_db.getHandle()), path_(std::move(path)) {
+WalCheckpointer::WalCheckpointer(SQLite::Database& store_db, std::string path, std::string what)
+    : store_db_(store_db.getHandle()), path_(std::move(path)), what_(std::move(what)) {
   sqlite3_wal_hook(store_db_, &WalCheckpointer::OnCommit, this);
   thread_ = std::thread([this] {
-    core::NameThisThread("nl-checkpoint");
+    NameThisThread("nl-checkpoint");
     Run();
   });
 }
@@ -30,8 +30,8 @@ WalCheckpointer::~WalCheckpointer() {
   thread_.join();
 }
 
-// Runs inside every commit on the store's connection, under the store's mutex: short, except when
-// it copies the rest (pass 2).
+// Runs inside every commit on the store's connection (under the store's mutex, on its commit
+// thread): short, except when it copies the rest (pass 2).
 int WalCheckpointer::OnCommit(void* self, sqlite3* db, const char* name, int frames) {
   auto* c = static_cast<WalCheckpointer*>(self);
   if (c->inline_fallback_.load()) {
@@ -56,7 +56,7 @@ bool WalCheckpointer::Checkpoint(sqlite3* db, const char* name, const char* pass
   const int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
   if (rc == SQLITE_OK) return true;
   if (rc != SQLITE_BUSY) {
-    spdlog::warn("key store {}: checkpoint ({}) failed: {}", path_, pass, sqlite3_errmsg(db));
+    spdlog::warn("{}: checkpoint ({}) failed: {}", what_, pass, sqlite3_errmsg(db));
   }
   return false;
 }
@@ -67,9 +67,9 @@ void WalCheckpointer::Run() {
     db = std::make_unique<SQLite::Database>(path_, SQLite::OPEN_READWRITE);
   } catch (const SQLite::Exception& e) {
     spdlog::warn(
-        "key store {}: no connection for background checkpoints ({}); commits checkpoint the "
-        "write-ahead log themselves",
-        path_, e.what());
+        "{}: no connection for background checkpoints ({}); commits checkpoint the write-ahead "
+        "log themselves",
+        what_, e.what());
     inline_fallback_.store(true);
     return;
   }
@@ -86,4 +86,4 @@ void WalCheckpointer::Run() {
   }
 }
 
-}  // namespace nodelink::keys
+}  // namespace nodelink::core
