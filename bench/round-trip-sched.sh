@@ -9,9 +9,9 @@ command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf) an
 fed=${1:?usage: bench/round-trip-sched.sh FEDERATION_DIR [BIN_DIR] [sqlite|memory|raw]}
 bin=${2:-build/bin}
 queue=${3:-sqlite}
-# Long enough to cover the recording (checked below): ~6-12 s here, the raw relay ~4x faster.
-count=3000
-if [[ $queue == raw ]]; then count=12000; fi
+# Long enough to cover the recording (checked below): 7-20 s here, the raw relay ~4x faster.
+count=6000
+if [[ $queue == raw ]]; then count=24000; fi
 size=64
 max_in_flight=256
 # shellcheck source=bench/kept-federation.sh

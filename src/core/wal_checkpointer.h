@@ -48,15 +48,16 @@ class WalCheckpointer {
   WalCheckpointer(const WalCheckpointer&) = delete;
   WalCheckpointer& operator=(const WalCheckpointer&) = delete;
 
-  // Bulk passes the thread has completed.
+  // Bulk passes the thread has completed that copied frames.
   uint64_t checkpoints() const { return checkpoints_.load(); }
 
  private:
   static int OnCommit(void* self, sqlite3* db, const char* name, int frames);
   void Run();
   // PASSIVE never waits: it copies what no reader still needs. Logs failures other than BUSY
-  // (another process checkpointing); returns whether it succeeded.
-  bool Checkpoint(sqlite3* db, const char* name, const char* pass);
+  // (another process checkpointing); returns how many of the WAL's frames are now in the
+  // database, or -1.
+  int Checkpoint(sqlite3* db, const char* name, const char* pass);
 
   enum class Pass { kNone, kBulk, kRest };  // the pass that is due
 
