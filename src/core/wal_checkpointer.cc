@@ -3,6 +3,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <memory>
 #include <utility>
@@ -16,6 +18,9 @@ WalCheckpointer::WalCheckpointer(SQLite::Database& store_db, std::string path, s
   sqlite3_wal_hook(store_db_, &WalCheckpointer::OnCommit, this);
   thread_ = std::thread([this] {
     NameThisThread("nl-checkpoint");
+    // Background work: on a busy machine the round trip's threads go first. Nice, not
+    // SCHED_IDLE: pass 1 must still run under constant load, or pass 2 never comes.
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kNice);
     Run();
   });
 }

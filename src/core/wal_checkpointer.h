@@ -36,6 +36,8 @@ class WalCheckpointer {
   // SQLite's own automatic-checkpoint default. Larger passes copy each rewritten index page once
   // for many commits; off the commit path, their length no longer matters to a round trip.
   static constexpr int kThresholdFrames = 1000;
+  // The thread's nice value (Linux: per thread).
+  static constexpr int kNice = 10;
 
   // Installs the hook on `store_db` (which must outlive this object) and starts the thread, which
   // opens a second connection to `path`. If it cannot, commits checkpoint themselves, as
