@@ -60,6 +60,8 @@ uint64_t SteadyMs() {
 
 int64_t I64(uint64_t v) { return static_cast<int64_t>(v); }
 
+constexpr int kBusyTimeoutMs = 5000;
+
 uint64_t FileSize(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
@@ -173,7 +175,7 @@ absl::Status SqliteQueueStore::Init() {
   try {
     db_ = std::make_unique<SQLite::Database>(options_.path,
                                              SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    db_->exec("PRAGMA busy_timeout=5000");
+    sqlite3_busy_timeout(db_->getHandle(), kBusyTimeoutMs);
     // Large bodies are files (spool_min_bytes), so rows are small: each commit writes the pages
     // it touched to the -wal file, six for a one-envelope append (the row, its two indexes,
     // the AUTOINCREMENT counter, the dedup record and its index) and three for its delete. With
@@ -231,8 +233,9 @@ absl::Status SqliteQueueStore::Init() {
     // the queue thread, so every `Accepted` behind it would wait for the copy and its fsyncs:
     // 10-15 ms at 256 pages, the round trip's p99 (bench/RESULTS.md, twelfth session). The
     // checkpointer's second connection is why the database is no longer in EXCLUSIVE locking
-    // mode, which saved the lock and shared-memory calls of each transaction (hub CPU per round
-    // trip -5 to -8 %); LockDataFile keeps out a second hub instead.
+    // mode, which had saved the lock and shared-memory calls of each transaction (hub CPU per
+    // round trip -5 to -8 % in the sixth session; no difference measurable in the fourteenth);
+    // LockDataFile keeps out a second hub instead.
     checkpointer_ =
         std::make_unique<core::WalCheckpointer>(*db_, options_.path, "hub queue " + options_.path);
     last_checkpoint_ms_ = SteadyMs();
@@ -572,10 +575,14 @@ void SqliteQueueStore::Maintain() {
   if (now - last_checkpoint_ms_ < options_.checkpoint_interval_ms) return;
   last_checkpoint_ms_ = now;
   // TRUNCATE resets the -wal to zero bytes; journal_size_limit bounds it between checkpoints.
-  // BUSY: the checkpointer's thread is in a pass; the next interval truncates.
+  // Without the busy timeout: TRUNCATE would wait up to 5 s on the queue thread for a reader in
+  // another process (`sqlite3 queue.db` left open). BUSY then, or when the checkpointer's thread
+  // is in a pass; a later interval truncates.
   sqlite3* db = db_->getHandle();
+  sqlite3_busy_timeout(db, 0);
   const int rc =
       sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
   if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
     spdlog::warn("hub queue: WAL checkpoint failed: {}", sqlite3_errmsg(db));
   }
