@@ -60,6 +60,8 @@ class WalCheckpointer {
   // (another process checkpointing); returns how many of the WAL's frames are now in the
   // database, or -1.
   int Checkpoint(sqlite3* db, const char* name, const char* pass);
+  // Flushes the file `file_op` names (SQLITE_FCNTL_FILE_POINTER or _JOURNAL_POINTER) to disk.
+  void SyncFile(sqlite3* db, int file_op);
 
   enum class Pass { kNone, kBulk, kRest };  // the pass that is due
 
