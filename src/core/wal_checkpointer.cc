@@ -39,6 +39,8 @@ WalCheckpointer::~WalCheckpointer() {
 // thread): short, except when it copies the rest (pass 2).
 int WalCheckpointer::OnCommit(void* self, sqlite3* db, const char* name, int frames) {
   auto* c = static_cast<WalCheckpointer*>(self);
+  if (frames < c->last_frames_) c->restarts_.fetch_add(1);
+  c->last_frames_ = frames;
   if (c->inline_fallback_.load()) {
     if (frames >= kThresholdFrames) c->Checkpoint(db, name, "inline");
     return SQLITE_OK;

@@ -52,6 +52,8 @@ class WalCheckpointer {
 
   // Bulk passes the thread has completed that copied frames.
   uint64_t checkpoints() const { return checkpoints_.load(); }
+  // Times a commit found the WAL started over from its beginning (its length in frames fell).
+  uint64_t restarts() const { return restarts_.load(); }
 
  private:
   static int OnCommit(void* self, sqlite3* db, const char* name, int frames);
@@ -70,6 +72,8 @@ class WalCheckpointer {
   const std::string what_;
   std::atomic<bool> inline_fallback_{false};
   std::atomic<uint64_t> checkpoints_{0};
+  std::atomic<uint64_t> restarts_{0};
+  int last_frames_ = 0;  // OnCommit only, which the store's commits run one at a time
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -435,8 +435,6 @@ absl::Status KeyStore::WithDatabase(
   }
 }
 
-uint64_t KeyStore::background_checkpoints() const { return checkpointer_->checkpoints(); }
-
 absl::Status KeyStore::CheckpointErased() {
   ConnectionLock lock(*this);
   try {

@@ -188,8 +188,8 @@ class KeyStore {
   // reader in another process kept the WAL from being reset; erased bytes then stay in the WAL
   // until the next successful checkpoint.
   [[nodiscard]] absl::Status CheckpointErased();
-  // Checkpoints run off the commit path so far (core/wal_checkpointer.h).
-  uint64_t background_checkpoints() const;
+  // Its WAL checkpoints and restarts so far (core/wal_checkpointer.h).
+  const core::WalCheckpointer& wal_checkpointer() const { return *checkpointer_; }
 
   // ---- Identity ----
 

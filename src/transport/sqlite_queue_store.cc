@@ -588,6 +588,4 @@ void SqliteQueueStore::Maintain() {
   }
 }
 
-uint64_t SqliteQueueStore::background_checkpoints() const { return checkpointer_->checkpoints(); }
-
 }  // namespace nodelink::transport

@@ -66,8 +66,8 @@ class SqliteQueueStore final : public QueueStore {
   QueueTotals Totals() const override { return totals_; }
   // Envelopes whose body file was missing or cut short when fetched (see Fetch).
   uint64_t lost_bodies() const { return lost_ids_.size(); }
-  // WAL checkpoints run off the queue thread so far (core/wal_checkpointer.h).
-  uint64_t background_checkpoints() const;
+  // Its WAL checkpoints and restarts so far (core/wal_checkpointer.h).
+  const core::WalCheckpointer& wal_checkpointer() const { return *checkpointer_; }
   void Maintain() override;
 
  private:

@@ -60,38 +60,33 @@ TEST_CASE("the WAL is checkpointed off the commit path and restarts under back-t
   TempDir dir;
   core::ManualClock clock;
   const std::string path = dir.File("store.db");
-  auto wal_bytes = [&] {
-    struct stat st {};
-    return ::stat((path + "-wal").c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-  };
-  // Each commit writes at least one frame, so a WAL that never restarted would end up holding
-  // them all (40 MiB and more).
-  constexpr int kCommits = 10 * core::WalCheckpointer::kThresholdFrames;
-  constexpr uint64_t kFrameBytes = 4096 + 24;
+  // Each commit writes at least one frame, so a WAL that never restarted would hold them all.
+  // Commits go on until it restarted twice: how many that takes depends on how soon the thread's
+  // pass ends (the machine's load), so the cap is only for a broken run.
+  constexpr int kMaxCommits = 30 * core::WalCheckpointer::kThresholdFrames;
+  int commits = 0;
   {
     auto store = CreateStore(path, clock);
-    uint64_t largest_wal = 0;
-    for (int i = 0; i < kCommits; ++i) {
+    const core::WalCheckpointer& wal = store->wal_checkpointer();
+    for (; commits < kMaxCommits && wal.restarts() < 2; ++commits) {
       REQUIRE(store
                   ->WithTransaction([&](SQLite::Database& db) {
                     SQLite::Statement put(db, "INSERT INTO settings(key, value) VALUES(?, ?)");
-                    put.bind(1, "k" + std::to_string(i));
+                    put.bind(1, "k" + std::to_string(commits));
                     put.bind(2, std::string(64, 'v'));
                     put.exec();
                     return absl::OkStatus();
                   })
                   .ok());
-      largest_wal = std::max(largest_wal, wal_bytes());
     }
-    CHECK(process::WaitFor([&] { return store->background_checkpoints() > 0; },
-                           std::chrono::seconds(30)));
-    CHECK(largest_wal < uint64_t{kCommits / 2} * kFrameBytes);
+    CHECK(wal.restarts() >= 2);
+    CHECK(wal.checkpoints() > 0);  // pass 1 copied frames: pass 2 did not do it all
   }
   auto store = OpenStore(path, clock);
   CHECK(store
             ->WithDatabase([&](SQLite::Database& db) {
               CHECK(db.execAndGet("SELECT COUNT(*) FROM settings WHERE key LIKE 'k%'").getInt() ==
-                    kCommits);
+                    commits);
               return absl::OkStatus();
             })
             .ok());

@@ -2,10 +2,8 @@
 // deletion), bounds, expiry with notices, and (SQLite) recovery after reopening.
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -201,33 +199,30 @@ TEST_CASE("sqlite queue store: a second store on an open database is refused, sa
 TEST_CASE("sqlite queue store: the WAL is checkpointed off the queue thread and restarts") {
   process::TempDir dir;
   const std::string path = dir.File("queue.db");
-  auto wal_bytes = [&] {
-    struct stat st {};
-    return ::stat((path + "-wal").c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-  };
-  // An append writes at least three pages (the row, its index, the dedup record) and a delete two,
-  // each a frame of its own per commit, so a WAL that never restarted would hold 70 MiB and more.
-  constexpr int kEnvelopes = 5 * core::WalCheckpointer::kThresholdFrames;
-  constexpr uint64_t kFrameBytes = 4096 + 24;
-  constexpr uint64_t kNeverRestarted = (3 * kEnvelopes + 2 * kEnvelopes / 2) * kFrameBytes;
+  // Every append and delete is a commit of a few frames, so a WAL that never restarted would hold
+  // them all. Envelopes go on until it restarted twice: how many that takes depends on how soon
+  // the thread's pass ends (the machine's load), so the cap is only for a broken run.
+  constexpr int kMaxEnvelopes = 10 * core::WalCheckpointer::kThresholdFrames;
+  int envelopes = 0;
   {
     auto store = SqliteQueueStore::Open({path});
     REQUIRE(store.ok());
-    uint64_t largest_wal = 0;
-    for (int i = 0; i < kEnvelopes; ++i) {
-      const std::vector<AppendResult> r = CommitOk(**store, {Req("s", "r", std::to_string(i))});
+    const core::WalCheckpointer& wal = (*store)->wal_checkpointer();
+    for (; envelopes < kMaxEnvelopes && wal.restarts() < 2; ++envelopes) {
+      const std::vector<AppendResult> r =
+          CommitOk(**store, {Req("s", "r", std::to_string(envelopes))});
       REQUIRE(r[0].outcome == AppendOutcome::kQueued);
-      if (i % 2 == 0) CommitOk(**store, {}, {r[0].id});  // every other one delivered
-      largest_wal = std::max(largest_wal, wal_bytes());
+      if (envelopes % 2 == 0) CommitOk(**store, {}, {r[0].id});  // every other one delivered
     }
-    CHECK(process::WaitFor([&] { return (*store)->background_checkpoints() > 0; },
-                           std::chrono::seconds(30)));
-    CHECK(largest_wal < kNeverRestarted / 3);
+    CHECK(wal.restarts() >= 2);
+    CHECK(wal.checkpoints() > 0);  // pass 1 copied frames: pass 2 did not do it all
   }
   auto store = SqliteQueueStore::Open({path});
   REQUIRE(store.ok());
-  CHECK((*store)->Totals().items == kEnvelopes / 2);
-  CHECK(FetchAll(**store, "r").size() == 1000);  // the oldest, in order
+  CHECK((*store)->Totals().items == static_cast<uint64_t>(envelopes / 2));
+  const std::vector<QueuedItem> oldest = FetchAll(**store, "r");
+  REQUIRE_FALSE(oldest.empty());
+  CHECK(oldest.front().message_id == "1");  // the first kept, in order
 }
 
 TEST_CASE("sqlite queue store: rows, dedup, usage and increasing ids survive reopening") {
