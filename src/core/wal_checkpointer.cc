@@ -13,6 +13,10 @@
 
 namespace nodelink::core {
 
+namespace {
+constexpr int kNice = 10;  // the checkpoint thread's (Linux: per thread)
+}  // namespace
+
 WalCheckpointer::WalCheckpointer(SQLite::Database& store_db, std::string path, std::string what)
     : store_db_(store_db.getHandle()), path_(std::move(path)), what_(std::move(what)) {
   sqlite3_wal_hook(store_db_, &WalCheckpointer::OnCommit, this);

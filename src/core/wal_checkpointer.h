@@ -1,7 +1,7 @@
 // WAL checkpoints of a SQLite database, mostly off the commit path; the key store and the hub's
 // queue use it. SQLite's automatic checkpoint runs inside the commit that crosses its threshold,
 // on whichever thread commits (a key store's router worker or commit thread, the hub's one queue
-// thread): that thread stalled 8-15 ms at a time, several times a second, and this was most of
+// thread): that thread stalled 6-15 ms at a time, several times a second, and this was most of
 // the round trip's p99 (bench/RESULTS.md, twelfth and fourteenth sessions). Here a WAL hook
 // replaces the automatic checkpoint, which then runs in two passes:
 //   1. the bulk, on this class's thread and a connection of its own, while the store's writers
@@ -36,8 +36,6 @@ class WalCheckpointer {
   // SQLite's own automatic-checkpoint default. Larger passes copy each rewritten index page once
   // for many commits; off the commit path, their length no longer matters to a round trip.
   static constexpr int kThresholdFrames = 1000;
-  // The thread's nice value (Linux: per thread).
-  static constexpr int kNice = 10;
 
   // Installs the hook on `store_db` (which must outlive this object) and starts the thread, which
   // opens a second connection to `path`. If it cannot, commits checkpoint themselves, as

@@ -1,16 +1,14 @@
 #include "keys/ca_directory.h"
 
 #include <dirent.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "core/encoding.h"
+#include "core/file_lock.h"
 #include "core/status.h"
 #include "keys/cert_info.h"
 #include "keys/files.h"
@@ -30,31 +28,10 @@ std::string KeyPath(const std::string& dir) { return dir + "/ca.key"; }
 std::string CertPath(const std::string& dir) { return dir + "/ca.pem"; }
 std::string StatePath(const std::string& dir) { return dir + "/state.json"; }
 
-// An exclusive flock on <dir>/.lock for the life of the object.
-class DirLock {
- public:
-  static absl::StatusOr<DirLock> Take(const std::string& dir) {
-    std::string path = dir + "/.lock";
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return absl::InternalError("cannot open " + path + ": " + std::strerror(errno));
-    while (::flock(fd, LOCK_EX) != 0) {
-      if (errno != EINTR) {
-        ::close(fd);
-        return absl::InternalError("cannot lock " + path + ": " + std::strerror(errno));
-      }
-    }
-    return DirLock(fd);
-  }
-  DirLock(DirLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  DirLock& operator=(DirLock&&) = delete;
-  ~DirLock() {
-    if (fd_ >= 0) ::close(fd_);  // releases the lock
-  }
-
- private:
-  explicit DirLock(int fd) : fd_(fd) {}
-  int fd_;
-};
+// Two commands cannot interleave their updates of one directory.
+absl::StatusOr<core::FileLock> LockDir(const std::string& dir) {
+  return core::FileLock::Take(dir + "/.lock", core::FileLock::Mode::kWait);
+}
 
 absl::StatusOr<json> ReadState(const std::string& dir) {
   NL_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(StatePath(dir)));
@@ -156,7 +133,7 @@ absl::StatusOr<CaCredentials> CaDirectory::LoadCredentials() const {
 absl::Status CaDirectory::Record(const Bytes& cert_der, std::string_view kind,
                                  std::string_view subject, const core::Clock& clock) {
   NL_ASSIGN_OR_RETURN(CertInfo info, DescribeCertificate(cert_der));
-  NL_ASSIGN_OR_RETURN(DirLock lock, DirLock::Take(dir_));
+  NL_ASSIGN_OR_RETURN(core::FileLock lock, LockDir(dir_));
   NL_ASSIGN_OR_RETURN(json state, ReadState(dir_));
   state["issued"].push_back({{"serial", info.serial_hex},
                              {"kind", std::string(kind)},
@@ -202,7 +179,7 @@ absl::StatusOr<Bytes> CaDirectory::SignHub(ByteView csr_der, const HubNames& nam
 
 absl::Status CaDirectory::Revoke(ByteView serial, const core::Clock& clock) {
   std::string hex = core::ToHex(serial);
-  NL_ASSIGN_OR_RETURN(DirLock lock, DirLock::Take(dir_));
+  NL_ASSIGN_OR_RETURN(core::FileLock lock, LockDir(dir_));
   NL_ASSIGN_OR_RETURN(json state, ReadState(dir_));
   try {
     for (json& entry : state["issued"]) {
@@ -222,7 +199,7 @@ absl::Status CaDirectory::Revoke(ByteView serial, const core::Clock& clock) {
 
 absl::StatusOr<Bytes> CaDirectory::IssueCrl(uint32_t days, const core::Clock& clock) {
   NL_ASSIGN_OR_RETURN(CaCredentials ca, LoadCredentials());
-  NL_ASSIGN_OR_RETURN(DirLock lock, DirLock::Take(dir_));
+  NL_ASSIGN_OR_RETURN(core::FileLock lock, LockDir(dir_));
   NL_ASSIGN_OR_RETURN(json state, ReadState(dir_));
   std::vector<RevokedSerial> revoked;
   uint64_t number = 0;

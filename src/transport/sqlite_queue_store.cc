@@ -1,19 +1,15 @@
 #include "transport/sqlite_queue_store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <limits>
 #include <utility>
 
+#include "core/file_lock.h"
 #include "core/spool_dir.h"
 #include "core/status.h"
 #include "core/wal_checkpointer.h"
@@ -135,8 +131,7 @@ SqliteQueueStore::~SqliteQueueStore() {
   checkpointer_.reset();  // removes its hook from the database
   st_.reset();            // statements before the database
   db_.reset();
-  if (lock_fd_ >= 0) ::close(lock_fd_);  // the lock goes last, with everything it guards closed
-}
+}  // lock_ last, with everything it guards closed
 
 absl::StatusOr<std::unique_ptr<SqliteQueueStore>> SqliteQueueStore::Open(
     SqliteQueueOptions options) {
@@ -147,27 +142,23 @@ absl::StatusOr<std::unique_ptr<SqliteQueueStore>> SqliteQueueStore::Open(
 
 // Two hubs on one queue would push and delete each other's rows, and the second's OpenSpool would
 // remove body files of the first one's commits. SQLite's locks cannot keep the second out (the
-// hub itself has two connections, the queue's and the checkpointer's), so the store holds an
-// flock on a file of its own beside the database for as long as it is open.
+// hub itself has two connections, the queue's and the checkpointer's), so the store holds a lock
+// on a file of its own beside the database for as long as it is open.
 absl::Status SqliteQueueStore::LockDataFile() {
-  const std::string lock_path = options_.path + "-lock";
-  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd_ < 0) {
-    return absl::UnavailableError("hub queue: cannot open " + lock_path + ": " +
-                                  std::strerror(errno) +
-                                  "; check the data directory (permissions, disk space)");
-  }
-  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) return absl::OkStatus();
-  const int err = errno;
-  ::close(lock_fd_);
-  lock_fd_ = -1;
-  if (err == EWOULDBLOCK) {
+  absl::StatusOr<core::FileLock> lock =
+      core::FileLock::Take(options_.path + "-lock", core::FileLock::Mode::kTry);
+  if (absl::IsFailedPrecondition(lock.status())) {
     return absl::FailedPreconditionError(
         "hub queue database " + options_.path +
         " is in use by another process (another nodelink-hub with this --data-dir?); stop it, "
         "or give this hub its own data directory");
   }
-  return absl::UnavailableError("hub queue: cannot lock " + lock_path + ": " + std::strerror(err));
+  if (!lock.ok()) {
+    return absl::UnavailableError("hub queue: " + std::string(lock.status().message()) +
+                                  "; check the data directory (permissions, disk space)");
+  }
+  lock_.emplace(*std::move(lock));
+  return absl::OkStatus();
 }
 
 absl::Status SqliteQueueStore::Init() {

@@ -9,10 +9,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/file_lock.h"
 #include "transport/queue_store.h"
 
 namespace SQLite {
@@ -87,7 +89,7 @@ class SqliteQueueStore final : public QueueStore {
   uint64_t AppendRoom() const;
 
   SqliteQueueOptions options_;
-  int lock_fd_ = -1;                      // holds the flock of LockDataFile
+  std::optional<core::FileLock> lock_;    // LockDataFile's; declared first, released last
   std::unique_ptr<SQLite::Database> db_;  // declared before the statements that use it
   std::unique_ptr<Statements> st_;
   std::unique_ptr<core::WalCheckpointer> checkpointer_;
