@@ -10,8 +10,8 @@ fed=${1:?usage: bench/round-trip-sched.sh FEDERATION_DIR [BIN_DIR] [sqlite|memor
 bin=${2:-build/bin}
 queue=${3:-sqlite}
 # Long enough to cover the recording (checked below): 7-20 s here, the raw relay ~4x faster.
-count=6000
-if [[ $queue == raw ]]; then count=24000; fi
+count=12000
+if [[ $queue == raw ]]; then count=48000; fi
 size=64
 max_in_flight=256
 # shellcheck source=bench/kept-federation.sh

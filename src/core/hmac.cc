@@ -1,7 +1,10 @@
 #include "core/hmac.h"
 
-#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
 
 #include "core/ossl.h"
 #include "core/status.h"
@@ -9,29 +12,48 @@
 namespace nodelink::core {
 
 namespace {
-EVP_MAC* HmacMac() {
-  static EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  if (mac == nullptr) Die("OpenSSL has no HMAC implementation");
-  return mac;
+
+// Built on a digest fetched once rather than on EVP_MAC "HMAC" (and OpenSSL's HKDF on top of
+// it), which looks its digest up by name on every call: ~15 µs per message key in a node's
+// profile on the round trip, against ~1 µs here (bench/RESULTS.md, fifteenth session).
+const EVP_MD* Sha256Md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (md == nullptr) Die("OpenSSL has no SHA256 implementation");
+  return md;
 }
-using MacCtxPtr = OsslPtr<EVP_MAC_CTX, EVP_MAC_CTX_free>;
+
+constexpr size_t kBlockBytes = 64;  // SHA-256's block
+constexpr uint8_t kInnerPad = 0x36, kOuterPad = 0x5c;
+
 }  // namespace
 
-Sha256Digest HmacSha256(const SecretBytes& key, ByteView data) {
-  static const uint8_t kEmpty = 0;
-  char digest[] = "SHA256";
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                         OSSL_PARAM_construct_end()};
-  MacCtxPtr ctx(EVP_MAC_CTX_new(HmacMac()));
-  Sha256Digest out{};
-  size_t len = 0;
-  ByteView k = key.ExposeSecret();
-  if (ctx == nullptr ||
-      EVP_MAC_init(ctx.get(), k.empty() ? &kEmpty : k.data(), k.size(), params) != 1 ||
-      EVP_MAC_update(ctx.get(), data.empty() ? &kEmpty : data.data(), data.size()) != 1 ||
-      EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != out.size()) {
-    Die("HMAC-SHA256 failed");
+Sha256Digest HmacSha256(ByteView key, std::initializer_list<ByteView> parts) {
+  std::array<uint8_t, kBlockBytes> pad{};
+  if (key.size() > kBlockBytes) {
+    Sha256Digest hashed = Sha256(key);
+    std::copy(hashed.begin(), hashed.end(), pad.begin());
+    OPENSSL_cleanse(hashed.data(), hashed.size());
+  } else {
+    std::copy(key.begin(), key.end(), pad.begin());
   }
+  for (uint8_t& b : pad) b ^= kInnerPad;
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  Sha256Digest inner{}, out{};
+  unsigned int len = 0;
+  bool ok = ctx != nullptr && EVP_DigestInit_ex2(ctx.get(), Sha256Md(), nullptr) == 1 &&
+            EVP_DigestUpdate(ctx.get(), pad.data(), pad.size()) == 1;
+  for (ByteView part : parts) {
+    ok = ok && (part.empty() || EVP_DigestUpdate(ctx.get(), part.data(), part.size()) == 1);
+  }
+  ok = ok && EVP_DigestFinal_ex(ctx.get(), inner.data(), &len) == 1 && len == inner.size();
+  for (uint8_t& b : pad) b ^= kInnerPad ^ kOuterPad;
+  ok = ok && EVP_DigestInit_ex2(ctx.get(), Sha256Md(), nullptr) == 1 &&
+       EVP_DigestUpdate(ctx.get(), pad.data(), pad.size()) == 1 &&
+       EVP_DigestUpdate(ctx.get(), inner.data(), inner.size()) == 1 &&
+       EVP_DigestFinal_ex(ctx.get(), out.data(), &len) == 1 && len == out.size();
+  OPENSSL_cleanse(pad.data(), pad.size());
+  OPENSSL_cleanse(inner.data(), inner.size());
+  if (!ok) Die("HMAC-SHA256 failed");  // cannot fail on valid memory with a fetched digest
   return out;
 }
 

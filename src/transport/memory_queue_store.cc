@@ -44,7 +44,7 @@ void MemoryQueueStore::Erase(uint64_t id) {
 
 absl::StatusOr<std::vector<AppendResult>> MemoryQueueStore::Commit(
     std::span<const AppendRequest> appends, std::span<const uint64_t> deletes,
-    const QueueBounds& bounds) {
+    const QueueBounds& bounds, const BeforeCommit& before_commit) {
   std::vector<AppendResult> results;
   results.reserve(appends.size());
   for (uint64_t id : deletes) Erase(id);  // first, as in SqliteQueueStore::Commit
@@ -65,6 +65,7 @@ absl::StatusOr<std::vector<AppendResult>> MemoryQueueStore::Commit(
                       a.expires_at_ms, a.body});
     results.push_back({AppendOutcome::kQueued, next_id_ - 1});
   }
+  if (before_commit) before_commit(results);  // nothing left to fail: ids are never reused
   return results;
 }
 

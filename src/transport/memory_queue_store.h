@@ -18,7 +18,8 @@ class MemoryQueueStore final : public QueueStore {
 
   absl::StatusOr<std::vector<AppendResult>> Commit(std::span<const AppendRequest> appends,
                                                    std::span<const uint64_t> deletes,
-                                                   const QueueBounds& bounds) override;
+                                                   const QueueBounds& bounds,
+                                                   const BeforeCommit& before_commit = {}) override;
   absl::StatusOr<std::vector<QueuedItem>> Fetch(std::string_view recipient, uint64_t after_id,
                                                 size_t max_items, uint64_t max_bytes) override;
   absl::StatusOr<ExpireResult> Expire(uint64_t now_ms, uint64_t dedup_window_ms,

@@ -79,8 +79,8 @@ std::string RenderPrometheus(const HubMetricsSnapshot& s) {
   Metric(out, "nodelink_hub_redeliveries_total", "counter",
          "Pushes of an envelope already pushed once by this hub process.", s.redeliveries);
   Metric(out, "nodelink_hub_envelopes_pushed_at_once_total", "counter",
-         "Envelopes pushed right after their commit, their recipient waiting (not read back from "
-         "the queue).",
+         "Envelopes pushed while their append commits, their recipient waiting (not read back "
+         "from the queue).",
          s.pushed_at_once);
   Metric(out, "nodelink_hub_envelopes_delivered_total", "counter",
          "Delivered receipts that deleted an envelope.", s.delivered);

@@ -28,7 +28,7 @@ struct HubCounters {
   std::array<std::atomic<uint64_t>, kRejectCodeSlots> rejected{};
   std::atomic<uint64_t> pushed{0};
   std::atomic<uint64_t> redeliveries{0};  // pushes of an envelope pushed before (this process)
-  std::atomic<uint64_t> pushed_at_once{0};  // pushed right after its commit, not read back
+  std::atomic<uint64_t> pushed_at_once{0};  // pushed while its append commits, not read back
   std::atomic<uint64_t> delivered{0};
   std::atomic<uint64_t> delivered_unmatched{0};  // Delivered naming nothing in flight
   std::atomic<uint64_t> expired{0};

@@ -48,8 +48,8 @@ bool QueueCommitter::Post(Op op) {
   return true;
 }
 
-bool QueueCommitter::Append(AppendRequest request, AppendDone done) {
-  return Post(AppendOp{std::move(request), std::move(done)});
+bool QueueCommitter::Append(AppendRequest request, AppendDone done, AppendStaged staged) {
+  return Post(AppendOp{std::move(request), std::move(done), std::move(staged)});
 }
 bool QueueCommitter::Delete(uint64_t id) { return Post(DeleteOp{id}); }
 bool QueueCommitter::Fetch(std::string recipient, uint64_t after_id, size_t max_items,
@@ -161,11 +161,23 @@ void QueueCommitter::CommitWrites(std::vector<AppendOp>& appends, std::vector<ui
     const size_t n = std::min(options_.max_batch, appends.size() - next);
     std::vector<AppendRequest> batch;
     batch.reserve(n);
-    for (size_t i = 0; i < n; ++i) batch.push_back(std::move(appends[next + i].request));
+    bool any_staged = false;
+    for (size_t i = 0; i < n; ++i) {
+      batch.push_back(std::move(appends[next + i].request));
+      any_staged = any_staged || appends[next + i].staged != nullptr;
+    }
+    BeforeCommit before_commit;
+    if (any_staged) {
+      before_commit = [&appends, next](std::span<const AppendResult> staged) {
+        for (size_t i = 0; i < staged.size(); ++i) {
+          if (appends[next + i].staged) appends[next + i].staged(staged[i]);
+        }
+      };
+    }
     std::span<const uint64_t> dels;
     if (!deletes_done) dels = deletes;
     absl::StatusOr<std::vector<AppendResult>> results =
-        store_->Commit(batch, dels, options_.bounds);
+        store_->Commit(batch, dels, options_.bounds, before_commit);
     {
       std::lock_guard lock(mu_);
       totals_ = store_->Totals();

@@ -3,7 +3,8 @@
 // all deletes) per transaction, so throughput pays one commit per batch, not per envelope, and a
 // lone envelope waits for no timer (IMPLEMENTATION-NOTES 6.3). Reads (fetch, expire) run after the
 // pass's writes. Completions run on this thread, in order, after the commit they report: the
-// relay sends `Accepted` only from an append completion. No gRPC type appears here.
+// relay sends `Accepted` only from an append completion (and may push the envelope from the
+// `staged` call before it, while the commit syncs). No gRPC type appears here.
 //
 // Deletes alone neither wake the thread nor start a transaction: they are held until the next
 // append, fetch or expiry, `max_batch` of them, Stop(), or the thread's tick every
@@ -51,6 +52,9 @@ struct CommitterStats {
 class QueueCommitter {
  public:
   using AppendDone = std::function<void(const absl::StatusOr<AppendResult>&)>;
+  // The append's outcome once its transaction's statements ran, before the commit: kQueued there
+  // may still fail to commit (done then gets an error or kDiskFull). On this thread, in order.
+  using AppendStaged = std::function<void(const AppendResult&)>;
   using FetchDone = std::function<void(absl::StatusOr<std::vector<QueuedItem>>)>;
   using ExpireDone = std::function<void(absl::StatusOr<ExpireResult>)>;
 
@@ -61,7 +65,7 @@ class QueueCommitter {
 
   // All of these are thread-safe, never block on the store, and never run a completion inline.
   // They return false once Stop() began: the operation is dropped and its completion never runs.
-  bool Append(AppendRequest request, AppendDone done);
+  bool Append(AppendRequest request, AppendDone done, AppendStaged staged = nullptr);
   bool Delete(uint64_t id);
   bool Fetch(std::string recipient, uint64_t after_id, size_t max_items, uint64_t max_bytes,
              FetchDone done);
@@ -79,6 +83,7 @@ class QueueCommitter {
   struct AppendOp {
     AppendRequest request;
     AppendDone done;
+    AppendStaged staged;
   };
   struct DeleteOp {
     uint64_t id;

@@ -77,6 +77,9 @@ struct ExpireResult {
 // that the store stays free of protobuf.
 using NoticeBodyBuilder = std::function<std::string(const QueuedItem& expired)>;
 
+// Called on the store's thread with an open transaction: must not call the store.
+using BeforeCommit = std::function<void(std::span<const AppendResult>)>;
+
 // Not thread-safe: one thread (the QueueCommitter's) calls a store. All methods return a status
 // for storage failures (disk full, I/O error, corrupt file); the caller answers nothing it could
 // not commit.
@@ -89,9 +92,13 @@ class QueueStore {
   // implementation for what "durable" means). Each append is kDuplicate if (sender, message_id)
   // is in the dedup record — including an earlier append of the same call — else kQueueFull if
   // the recipient's queue would pass `bounds`, else queued and recorded for dedup.
+  // `before_commit`, if set, is called once with the results (one per append, in order) when
+  // every statement has run and only the commit itself is left: the relay pushes small envelopes
+  // then, while the disk syncs (relay.h). The commit may still fail (Commit returns an error and
+  // nothing is applied); an id `before_commit` was shown is never handed out again.
   [[nodiscard]] virtual absl::StatusOr<std::vector<AppendResult>> Commit(
       std::span<const AppendRequest> appends, std::span<const uint64_t> deletes,
-      const QueueBounds& bounds) = 0;
+      const QueueBounds& bounds, const BeforeCommit& before_commit = {}) = 0;
 
   // Up to `max_items` rows for `recipient` with id > `after_id`, in id order; stops before the
   // row that would pass `max_bytes` of bodies, but returns at least one row if any exists.

@@ -159,24 +159,26 @@ void Relay::OnEnvelope(Session* session, const std::string& node_id, const v1::E
   auto it = conns_.find(node_id);
   if (it == conns_.end() || it->second.session != session) return;  // replaced: no answer
   if (refusal) return Reject(session, e, refusal->first, std::move(refusal->second));
-  // A small envelope for a recipient that waits is kept as parsed, so that the hub pushes it right
-  // after the commit instead of reading it back from the queue (PushNow). Under load recipients
+  // A small envelope for a recipient that waits is kept as parsed, so that the hub pushes it while
+  // its append commits instead of reading it back from the queue (PushNow). Under load recipients
   // have rows queued, and nothing is copied.
-  std::shared_ptr<v1::HubFrame> pushable;
+  auto staged = std::make_shared<Staged>();
   if (body.size() <= kPushNowMaxBytes && Waiting(e.recipient()) != nullptr) {
-    pushable = std::make_shared<v1::HubFrame>();
-    *pushable->mutable_envelope() = e;
+    *staged->pushable.mutable_envelope() = e;
   }
   const uint64_t epoch = it->second.epoch;
   const uint64_t now = clock_.NowMs();
   AppendRequest request{
       e.sender(), e.recipient(), e.message_id(), now, now + options_.queue_ttl_ms, std::move(body)};
+  // Both run on the committer's thread, OnStaged first.
   const bool posted = committer_.Append(
       std::move(request),
       [this, node_id, epoch, recipient = e.recipient(), message_id = e.message_id(),
-       pushable = std::move(pushable)](const absl::StatusOr<AppendResult>& r) {
-        OnAppended(node_id, epoch, recipient, message_id, pushable.get(), r);
-      });
+       staged](const absl::StatusOr<AppendResult>& r) {
+        OnAppended(node_id, epoch, recipient, message_id, staged->pushed, r);
+      },
+      [this, recipient = e.recipient(), message_id = e.message_id(),
+       staged](const AppendResult& r) { OnStaged(recipient, message_id, *staged, r); });
   if (!posted) session->End(absl::UnavailableError("the hub is shutting down; reconnect later"));
 }
 
@@ -190,12 +192,27 @@ void Relay::Answer(const std::string& sender, uint64_t epoch, v1::HubFrame frame
   it->second.session->Send(std::move(frame), kind, 0);
 }
 
-void Relay::OnAppended(const std::string& sender, uint64_t sender_epoch,
-                       const std::string& recipient, const std::string& message_id,
-                       v1::HubFrame* pushable, const absl::StatusOr<AppendResult>& result) {
+void Relay::OnStaged(const std::string& recipient, const std::string& message_id, Staged& staged,
+                     const AppendResult& result) {
+  if (result.outcome != AppendOutcome::kQueued) return;
   std::lock_guard lock(mu_);
-  if (!result.ok()) {
-    // Nothing durable to answer: end the stream so that the client resends after reconnecting.
+  // In commit order, before the commit: a row this recipient waits for is pushed now, or the
+  // recipient is marked as having rows queued, so that no later row is pushed ahead of this one.
+  staged.pushed = staged.pushable.has_envelope() &&
+                  PushNow(recipient, result.id, message_id, staged.pushable);
+  if (!staged.pushed) NotifyQueued(recipient);  // its fetch runs after this commit
+}
+
+void Relay::OnAppended(const std::string& sender, uint64_t sender_epoch,
+                       const std::string& recipient, const std::string& message_id, bool pushed,
+                       const absl::StatusOr<AppendResult>& result) {
+  std::lock_guard lock(mu_);
+  // Nothing durable to answer: end the stream so that the client resends after reconnecting. The
+  // same when the commit of an envelope already pushed failed on a full disk: refused, it would
+  // be sent again as a new message by its sender, whereas its resend is a duplicate that the
+  // recipient acknowledges (PROTOCOL 7). The pushed row's id is never handed out again
+  // (queue_store.h), so the recipient's receipt for it deletes nothing.
+  if (!result.ok() || (pushed && result->outcome != AppendOutcome::kQueued)) {
     auto it = conns_.find(sender);
     if (it != conns_.end() && it->second.epoch == sender_epoch && it->second.session) {
       it->second.session->End(absl::UnavailableError("the hub could not store the envelope"));
@@ -204,13 +221,10 @@ void Relay::OnAppended(const std::string& sender, uint64_t sender_epoch,
   }
   v1::HubFrame frame;
   switch (result->outcome) {
-    case AppendOutcome::kQueued:
+    case AppendOutcome::kQueued:  // pushed or announced to the recipient by OnStaged
       counters_.accepted.fetch_add(1, std::memory_order_relaxed);
       frame.mutable_accepted()->set_message_id(message_id);
       Answer(sender, sender_epoch, std::move(frame));
-      if (pushable == nullptr || !PushNow(recipient, result->id, message_id, *pushable)) {
-        NotifyQueued(recipient);
-      }
       return;
     case AppendOutcome::kDuplicate:
       counters_.duplicates.fetch_add(1, std::memory_order_relaxed);
@@ -248,8 +262,8 @@ bool Relay::PushNow(const std::string& recipient, uint64_t queue_id, const std::
                     v1::HubFrame& frame) {
   Conn* c = Waiting(recipient);
   // Waiting, every row of this recipient's below `queue_id` has been handled (the last fetch
-  // found nothing above the cursor, and each commit since was pushed here), so pushing this one
-  // now keeps the queue's order.
+  // found nothing above the cursor, and each append staged since was pushed here), so pushing
+  // this one now keeps the queue's order.
   const uint64_t bytes = frame.envelope().ByteSizeLong();
   if (c == nullptr || queue_id <= c->cursor || !HasRoom(*c, message_id, bytes)) return false;
   ++c->commit_gen;

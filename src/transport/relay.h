@@ -9,6 +9,12 @@
 // the same mutex before destroying it, so the relay never holds a dangling Session*
 // (IMPLEMENTATION-NOTES 4.3). Completions of the committer run on its thread and take the mutex.
 //
+// A small envelope for a recipient that waits is pushed once its append's statements have run,
+// while the commit syncs the disk; `Accepted` still waits for the commit (PROTOCOL 4). If that
+// commit fails, the sender's stream ends without an answer and it resends: the recipient, which
+// may already have the envelope, answers the second copy as a duplicate. At one message in
+// flight this takes the durable queue's two syncs per round trip off its path (bench/RESULTS.md).
+//
 // Delivered{message_id} names no sender, and message ids are unique only per sender, so two
 // envelopes for one recipient from different senders may share an id (by chance, or on purpose by
 // a hostile sender). The relay never has two envelopes with the same id in flight to one
@@ -129,7 +135,7 @@ class Relay {
     uint64_t cursor = 0;  // highest queue id handled on this stream
     bool more = true;     // the queue may hold rows above the cursor
     bool fetching = false;
-    uint64_t commit_gen = 0;  // bumped when a row for this recipient is committed
+    uint64_t commit_gen = 0;  // bumped when a row for this recipient is staged to commit
     std::vector<Held> held;   // fault injection: pushes held back (still in flight)
   };
 
@@ -141,14 +147,24 @@ class Relay {
   void MaybeFetch(const std::string& node_id, Conn& c);
   void OnFetched(const std::string& node_id, uint64_t epoch, uint64_t gen,
                  absl::StatusOr<std::vector<QueuedItem>> rows);
+  // What OnEnvelope's two committer callbacks share (both run on the committer's thread).
+  struct Staged {
+    v1::HubFrame pushable;  // the envelope, when it may be pushed from memory; else empty
+    bool pushed = false;    // OnStaged pushed it before its commit
+  };
+  // The append's statements ran; its commit is next. Pushes the envelope now if its recipient
+  // waits (the disk syncs meanwhile), else marks the recipient's queue for a fetch.
+  void OnStaged(const std::string& recipient, const std::string& message_id, Staged& staged,
+                const AppendResult& result);
+  // The commit's outcome: answers the sender.
   void OnAppended(const std::string& sender, uint64_t sender_epoch, const std::string& recipient,
-                  const std::string& message_id, v1::HubFrame* pushable,
+                  const std::string& message_id, bool pushed,
                   const absl::StatusOr<AppendResult>& result);
   // The recipient's stream if it is connected and waits: no row above its cursor may be queued
   // (not `more`) and no fetch is running. Null otherwise.
   Conn* Waiting(const std::string& recipient);
-  // Pushes a just-committed envelope at once if its recipient waits and has room; false if it
-  // must go through a fetch instead.
+  // Pushes an envelope whose append is about to commit at once if its recipient waits and has
+  // room; false if it must go through a fetch instead.
   bool PushNow(const std::string& recipient, uint64_t queue_id, const std::string& message_id,
                v1::HubFrame& frame);
   // Whether `c` can take one more envelope of `bytes` with `message_id` now.

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
 #include <utility>
@@ -293,9 +294,22 @@ uint64_t SqliteQueueStore::AppendRoom() const {
   return free > keep ? free - keep : 0;
 }
 
+void SqliteQueueStore::KeepShownIdsUsed() {
+  if (shown_high_ <= committed_floor_) return;
+  // A rolled-back transaction takes its AUTOINCREMENT step back with it, and the ids that
+  // before_commit showed the relay would come again: raise the counter past them first.
+  SQLite::Statement up(*db_, "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'queue'");
+  up.bind(1, I64(shown_high_));
+  if (up.exec() == 0) {
+    SQLite::Statement ins(*db_, "INSERT INTO sqlite_sequence(name, seq) VALUES('queue', ?)");
+    ins.bind(1, I64(shown_high_));
+    ins.exec();
+  }
+}
+
 absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
     std::span<const AppendRequest> appends, std::span<const uint64_t> deletes,
-    const QueueBounds& bounds) {
+    const QueueBounds& bounds, const BeforeCommit& before_commit) {
   std::vector<AppendResult> results;
   results.reserve(appends.size());
   // Usage changes are applied to the members only once the transaction committed.
@@ -312,6 +326,7 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
   const bool sync = options_.synchronous == SqliteSynchronous::kFull;
   try {
     SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    KeepShownIdsUsed();
     // Deletes first: what they free of a recipient's bounds counts for the appends beside them
     // (the committer holds a delete alone for the next append, queue_committer.h).
     for (uint64_t id : deletes) {
@@ -408,10 +423,15 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
         return absl::UnavailableError("hub queue: " + std::string(d.message()));
       }
     }
+    if (before_commit) {
+      for (const AppendResult& r : results) shown_high_ = std::max(shown_high_, r.id);
+      before_commit(results);
+    }
     tx.commit();
   } catch (const std::exception& e) {
     return StorageError("commit", e);
   }
+  committed_floor_ = shown_high_;
   files.Committed();
   for (auto& [recipient, u] : touched) {
     if (u.count == 0) {
@@ -477,6 +497,7 @@ absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t 
   core::SpoolBatch files(*spool_);
   try {
     SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+    KeepShownIdsUsed();
     struct Expired {
       QueuedItem item;  // a spooled body is not read: the notice needs only the header
       uint64_t bytes;
@@ -534,6 +555,7 @@ absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t 
   } catch (const std::exception& e) {
     return StorageError("expire", e);
   }
+  committed_floor_ = shown_high_;
   files.Committed();
   for (auto& [recipient, u] : touched) {
     if (u.count == 0) {

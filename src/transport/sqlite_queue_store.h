@@ -58,7 +58,8 @@ class SqliteQueueStore final : public QueueStore {
 
   absl::StatusOr<std::vector<AppendResult>> Commit(std::span<const AppendRequest> appends,
                                                    std::span<const uint64_t> deletes,
-                                                   const QueueBounds& bounds) override;
+                                                   const QueueBounds& bounds,
+                                                   const BeforeCommit& before_commit = {}) override;
   absl::StatusOr<std::vector<QueuedItem>> Fetch(std::string_view recipient, uint64_t after_id,
                                                 size_t max_items, uint64_t max_bytes) override;
   absl::StatusOr<ExpireResult> Expire(uint64_t now_ms, uint64_t dedup_window_ms,
@@ -87,6 +88,9 @@ class SqliteQueueStore final : public QueueStore {
   // Bytes that appends may still use before the disk headroom (min_free_bytes); unbounded when
   // the check is off or the filesystem cannot be asked.
   uint64_t AppendRoom() const;
+  // Inside a transaction that may insert: keeps ids shown to a before_commit whose transaction
+  // then rolled back from being handed out again (queue_store.h).
+  void KeepShownIdsUsed();
 
   SqliteQueueOptions options_;
   std::optional<core::FileLock> lock_;    // LockDataFile's; declared first, released last
@@ -98,6 +102,8 @@ class SqliteQueueStore final : public QueueStore {
   std::unordered_map<std::string, Usage> usage_;  // envelopes only, per recipient
   QueueTotals totals_;
   uint64_t last_checkpoint_ms_ = 0;
+  uint64_t shown_high_ = 0;       // the highest id a before_commit was shown
+  uint64_t committed_floor_ = 0;  // ids up to here are in (or were in) a committed counter
 };
 
 }  // namespace nodelink::transport

@@ -9,6 +9,9 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <span>
+#include <stdexcept>
+#include <vector>
 
 #include "core/wal_checkpointer.h"
 #include "process/temp_dir.h"
@@ -196,6 +199,52 @@ TEST_CASE("sqlite queue store: a second store on an open database is refused, sa
   CHECK(FetchAll(**again, "r").size() == 1);
 }
 
+TEST_CASE("queue stores: before_commit sees each append's outcome; a failed commit's ids stay used") {
+  // The relay pushes what before_commit shows as kQueued while the commit syncs (relay.h). If the
+  // commit then fails, the recipient's receipt names an id that must never belong to another row.
+  process::TempDir dir;
+  auto sqlite = SqliteQueueStore::Open({dir.File("queue.db")});
+  REQUIRE(sqlite.ok());
+  MemoryQueueStore memory;
+  for (QueueStore* s : {static_cast<QueueStore*>(sqlite->get()), static_cast<QueueStore*>(&memory)}) {
+    CAPTURE((s == &memory ? "memory" : "sqlite"));
+    const uint64_t first = CommitOk(*s, {Req("a", "r", "1")}).at(0).id;
+    std::vector<AppendResult> shown;
+    absl::StatusOr<std::vector<AppendResult>> r =
+        s->Commit(std::vector{Req("a", "r", "1"), Req("a", "r", "2"), Req("a", "r", "3")}, {}, {},
+                  [&](std::span<const AppendResult> staged) {
+                    shown.assign(staged.begin(), staged.end());
+                  });
+    REQUIRE(r.ok());
+    REQUIRE(shown.size() == 3);
+    CHECK(shown[0].outcome == AppendOutcome::kDuplicate);
+    CHECK(shown[1].outcome == AppendOutcome::kQueued);
+    CHECK(shown[1].id == (*r)[1].id);
+    CHECK(shown[2].id == (*r)[2].id);
+    CHECK((*r)[1].id > first);
+    if (s == &memory) continue;  // nothing of its commit can fail after before_commit
+    // A commit that fails after before_commit (here the hook throws, as SQLite's COMMIT would):
+    // nothing is applied, and the ids it showed are skipped by the next commits, also after a
+    // restart of the store.
+    uint64_t failed_id = 0;
+    absl::StatusOr<std::vector<AppendResult>> failed =
+        s->Commit(std::vector{Req("a", "r", "4")}, {}, {}, [&](std::span<const AppendResult> st) {
+          failed_id = st[0].id;
+          throw std::runtime_error("injected: the commit fails");
+        });
+    CHECK_FALSE(failed.ok());
+    CHECK(failed_id > (*r)[2].id);
+    CHECK(FetchAll(*s, "r").size() == 3);
+    const uint64_t next = CommitOk(*s, {Req("a", "r", "4")}).at(0).id;
+    CHECK(next > failed_id);
+    sqlite->reset();
+    sqlite = SqliteQueueStore::Open({dir.File("queue.db")});
+    REQUIRE(sqlite.ok());
+    CHECK(CommitOk(**sqlite, {Req("a", "r", "5")}).at(0).id > next);
+    CHECK(FetchAll(**sqlite, "r").size() == 5);
+  }
+}
+
 TEST_CASE("sqlite queue store: the WAL is checkpointed off the queue thread and restarts") {
   process::TempDir dir;
   const std::string path = dir.File("queue.db");
@@ -370,9 +419,10 @@ class FullDiskStore final : public QueueStore {
  public:
   absl::StatusOr<std::vector<AppendResult>> Commit(std::span<const AppendRequest> appends,
                                                    std::span<const uint64_t> deletes,
-                                                   const QueueBounds& bounds) override {
+                                                   const QueueBounds& bounds,
+                                                   const BeforeCommit& before_commit) override {
     if (!appends.empty()) return absl::ResourceExhaustedError("the disk is full");
-    return inner.Commit(appends, deletes, bounds);
+    return inner.Commit(appends, deletes, bounds, before_commit);
   }
   absl::StatusOr<std::vector<QueuedItem>> Fetch(std::string_view r, uint64_t after, size_t n,
                                                 uint64_t bytes) override {

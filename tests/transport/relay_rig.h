@@ -102,10 +102,13 @@ struct Rig {
   std::deque<FakeSession> sessions;
   FakeSession& NewSession() { return sessions.emplace_back(); }
 
-  explicit Rig(RelayOptions o = {}, QueueBounds bounds = {}) {
+  // store: the in-memory one unless given.
+  explicit Rig(RelayOptions o = {}, QueueBounds bounds = {},
+               std::unique_ptr<QueueStore> store = nullptr) {
     if (o.federation.empty()) o.federation = "fed";
-    committer = std::make_unique<QueueCommitter>(std::make_unique<MemoryQueueStore>(),
-                                                 CommitterOptions{256, bounds, 1000});
+    if (store == nullptr) store = std::make_unique<MemoryQueueStore>();
+    committer =
+        std::make_unique<QueueCommitter>(std::move(store), CommitterOptions{256, bounds, 1000});
     relay = std::make_unique<Relay>(std::move(o), *committer, clock, counters);
   }
   ~Rig() { committer->Stop(); }  // no completion runs after this; sessions may then go

@@ -1,9 +1,15 @@
 // The relay logic without gRPC (relay_rig.h).
 #include "transport/relay.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
+#include <atomic>
+
+#include "process/temp_dir.h"
 #include "relay_rig.h"
+#include "transport/sqlite_queue_store.h"
 
 namespace nodelink::transport {
 namespace {
@@ -154,6 +160,99 @@ TEST_CASE("relay: a waiting recipient gets an envelope at once, never ahead of o
   CHECK(rig.counters.pushed_at_once.load() == 1);
   rig.relay->OnDelivered(&r, "node-r", Id(1));
   rig.relay->OnDelivered(&r, "node-r", Id(2));
+  REQUIRE(Eventually([&] { return rig.committer->totals().items == 0; }));
+}
+
+// A store that runs `between` after the relay's before_commit, where only the commit is left.
+class StagedStore final : public QueueStore {
+ public:
+  explicit StagedStore(std::unique_ptr<QueueStore> inner) : inner_(std::move(inner)) {}
+  absl::StatusOr<std::vector<AppendResult>> Commit(std::span<const AppendRequest> appends,
+                                                   std::span<const uint64_t> deletes,
+                                                   const QueueBounds& bounds,
+                                                   const BeforeCommit& before_commit) override {
+    return inner_->Commit(appends, deletes, bounds, [&](std::span<const AppendResult> staged) {
+      if (before_commit) before_commit(staged);
+      if (between) between();
+    });
+  }
+  absl::StatusOr<std::vector<QueuedItem>> Fetch(std::string_view r, uint64_t after, size_t n,
+                                                uint64_t bytes) override {
+    return inner_->Fetch(r, after, n, bytes);
+  }
+  absl::StatusOr<ExpireResult> Expire(uint64_t now, uint64_t window, uint64_t ttl,
+                                      const NoticeBodyBuilder& body) override {
+    return inner_->Expire(now, window, ttl, body);
+  }
+  absl::StatusOr<bool> IsDuplicate(std::string_view s, std::string_view id) override {
+    return inner_->IsDuplicate(s, id);
+  }
+  QueueTotals Totals() const override { return inner_->Totals(); }
+  std::function<void()> between;  // set before the first append; runs on the committer's thread
+
+ private:
+  std::unique_ptr<QueueStore> inner_;
+};
+
+TEST_CASE("relay: a waiting recipient's envelope is pushed while its append commits") {
+  auto store = std::make_unique<StagedStore>(std::make_unique<MemoryQueueStore>());
+  StagedStore& staged = *store;
+  Rig rig({}, {}, std::move(store));
+  FakeSession& a = rig.NewSession();
+  FakeSession& r = rig.NewSession();
+  std::atomic<size_t> pushed_before_commit{99}, accepted_before_commit{99};
+  staged.between = [&] {
+    pushed_before_commit = r.pushed().size();
+    accepted_before_commit = a.CountAccepted();
+  };
+  REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
+  REQUIRE(rig.relay->Attach(&r, "node-r", 0).ok());
+  rig.Settle();  // r waits
+  rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "node-r", Id(1)));
+  REQUIRE(Eventually([&] { return a.CountAccepted() == 1; }));
+  CHECK(pushed_before_commit == 1);
+  CHECK(accepted_before_commit == 0);  // Accepted only once durable (PROTOCOL 4)
+  CHECK(rig.counters.pushed_at_once.load() == 1);
+}
+
+TEST_CASE("relay: a pushed envelope whose commit fails is resent, not refused, under a new id") {
+  // SQLite's COMMIT failing on a full disk, after the push: a QUEUE_FULL answer would make the
+  // sender's application send it again as a new message, which the recipient would take twice.
+  process::TempDir dir;
+  auto sqlite = SqliteQueueStore::Open({dir.File("queue.db")});
+  REQUIRE(sqlite.ok());
+  auto store = std::make_unique<StagedStore>(*std::move(sqlite));
+  StagedStore& staged = *store;
+  std::atomic<bool> fail{true};
+  staged.between = [&] {
+    if (fail.exchange(false)) throw SQLite::Exception("injected: the disk is full", SQLITE_FULL);
+  };
+  Rig rig({}, {}, std::move(store));
+  FakeSession& a = rig.NewSession();
+  FakeSession& r = rig.NewSession();
+  REQUIRE(rig.relay->Attach(&a, "node-a", 0).ok());
+  REQUIRE(rig.relay->Attach(&r, "node-r", 0).ok());
+  rig.Settle();
+  rig.relay->OnEnvelope(&a, "node-a", Env("node-a", "node-r", Id(1)));
+  REQUIRE(Eventually([&] { return a.ended().has_value(); }));
+  CHECK(absl::IsUnavailable(*a.ended()));
+  CHECK(a.CountAccepted() == 0);
+  CHECK(a.rejected().empty());
+  REQUIRE(r.pushed().size() == 1);
+  const uint64_t failed_id = r.sent().back().queue_id;
+  rig.relay->OnDelivered(&r, "node-r", Id(1));  // names a row that never committed
+  // The sender's next stream resends it: queued now, pushed again under another id, which the
+  // earlier receipt did not delete.
+  rig.relay->Detach(&a, "node-a");
+  FakeSession& a2 = rig.NewSession();
+  REQUIRE(rig.relay->Attach(&a2, "node-a", 0).ok());
+  rig.relay->OnEnvelope(&a2, "node-a", Env("node-a", "node-r", Id(1)));
+  REQUIRE(Eventually([&] { return a2.CountAccepted() == 1; }));
+  REQUIRE(Eventually([&] { return r.pushed().size() == 2; }));
+  CHECK(r.sent().back().queue_id > failed_id);
+  rig.Settle();
+  CHECK(rig.committer->totals().items == 1);
+  rig.relay->OnDelivered(&r, "node-r", Id(1));
   REQUIRE(Eventually([&] { return rig.committer->totals().items == 0; }));
 }
 
