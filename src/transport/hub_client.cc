@@ -60,6 +60,7 @@ class HubClient::Impl {
 
   void Post(std::function<void()> task);  // runs on the transport thread
   void RunWorker();
+  void RunCompletions();  // the completion queue's thread
   void StartStreamLocked();
   void WriteEntryLocked(OutboxEntry& entry);
   void Answer(const std::string& message_id, HubAnswer answer, const v1::Rejected* rejected);
@@ -89,24 +90,26 @@ class HubClient::Impl {
   std::unordered_map<std::string, uint32_t> pushed_unacked_;  // on the current stream, by id
   HubClientStats stats_;
   std::thread worker_;
+  grpc::CompletionQueue cq_;  // every stream's; shut down and drained by Stop()
+  std::thread cq_thread_;
 };
 
-// One attempt: a client bidi reactor. Writes come from outside reactions, so it holds the call
-// open (AddHold) until its read side ends (IMPLEMENTATION-NOTES 4.1).
-class HubClient::Impl::Stream final
-    : public grpc::ClientBidiReactor<v1::ClientFrame, v1::HubFrame> {
+// One attempt: an asynchronous bidi call on the client's completion queue, whose one thread
+// (nl-hub-cq) runs every completion. Not the callback API: its two "nexting" threads per process
+// handed the poller to each other on every completion, ~10 thread runs per round trip in each
+// participant for 4 frames (bench/RESULTS.md, fifteenth session). Tags never complete inside the
+// call that starts them, so ops start under the locks. The call ends once its read side fails
+// and no write is outstanding: then Finish, and its status goes to the owner.
+class HubClient::Impl::Stream {
  public:
   Stream(Impl* owner, uint64_t epoch) : owner_(owner), epoch_(epoch) {}
   uint64_t epoch() const { return epoch_; }
 
-  void Begin(v1::Hub::Stub* stub, v1::ClientFrame hello) {
-    stub->async()->Connect(&context_, this);
+  void Begin(v1::Hub::Stub* stub, grpc::CompletionQueue* cq, v1::ClientFrame hello) {
     std::lock_guard lock(mu_);
-    AddHold();
-    holding_ = true;
-    StartRead(&in_);
-    WriteLocked(std::move(hello));
-    StartCall();
+    call_ = stub->PrepareAsyncConnect(&context_, cq);
+    queue_.push_back(std::move(hello));  // written once the call has started
+    call_->StartCall(&start_);
   }
 
   void Write(v1::ClientFrame frame) {
@@ -116,64 +119,91 @@ class HubClient::Impl::Stream final
 
   void Cancel() { context_.TryCancel(); }
 
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      std::lock_guard lock(mu_);
-      if (holding_) {
-        holding_ = false;
-        RemoveHold();
-      }
-      return;
+  // On the completion queue's thread. Nothing touches `this` after OnStreamDone (the owner
+  // deletes the stream on its transport thread: see OnStreamDone).
+  struct Tag {
+    Stream* stream;
+  };
+  void Complete(const Tag* tag, bool ok) {
+    std::unique_lock lock(mu_);
+    if (tag == &start_) {
+      if (!ok) return EndReadsLocked(lock);
+      started_ = true;
+      call_->Read(&in_, &read_);
+      if (!queue_.empty()) WriteFrontLocked();
+    } else if (tag == &read_) {
+      if (!ok) return EndReadsLocked(lock);
+      lock.unlock();
+      std::optional<v1::Envelope> pushed = owner_->OnFrame(this, in_);
+      in_.Clear();
+      // Handed over here: reads of a stream complete one at a time, in order, and the next
+      // stream starts only after this one ended, so pushes arrive one at a time in hub order;
+      // the receiver's own thread hand-off is then the only one.
+      if (pushed) owner_->on_envelope_(*std::move(pushed));
+      lock.lock();
+      call_->Read(&in_, &read_);
+    } else if (tag == &write_) {
+      queue_.pop_front();
+      writing_ = false;
+      if (reads_ended_) return MaybeFinishLocked(lock);
+      if (ok && !queue_.empty()) WriteFrontLocked();
+    } else if (tag == &finish_) {
+      finished_ = true;
+      return MaybeDoneLocked(lock);
     }
-    std::optional<v1::Envelope> pushed = owner_->OnFrame(this, in_);
-    in_.Clear();
-    // Handed over here rather than on the transport thread: reads of a stream complete one at a
-    // time, in order, and the next stream starts only after this one's OnDone, so pushes still
-    // arrive one at a time in hub order; the receiver's own thread hand-off is then the only one.
-    if (pushed) owner_->on_envelope_(*std::move(pushed));
-    StartRead(&in_);
   }
-
-  void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mu_);
-    queue_.pop_front();
-    writing_ = false;
-    if (ok && !queue_.empty() && holding_) {
-      writing_ = true;
-      WriteFrontLocked();
-    }
-  }
-
-  // The owner deletes the stream on its transport thread (OnStreamDone): destroying the
-  // ClientContext inside a gRPC callback could drop the last reference to the channel there, which
-  // gRPC does not support (it aborted with "ref_counted.h: assertion failed: prior > 0" when a
-  // HubClient was destroyed right after Stop()). Nothing here touches `this` after the call.
-  void OnDone(const grpc::Status& status) override { owner_->OnStreamDone(this, status); }
 
  private:
   void WriteFrontLocked() {
     grpc::WriteOptions options;
     if (queue_.size() > 1) options.set_buffer_hint();  // a burst: sent together, the last flushes
-    StartWrite(&queue_.front(), options);
+    writing_ = true;
+    call_->Write(queue_.front(), options, &write_);
   }
 
   void WriteLocked(v1::ClientFrame frame) {
-    if (!holding_) return;  // the call is ending: the hub will get it on the next stream
+    if (reads_ended_) return;  // the call is ending: the hub will get it on the next stream
     queue_.push_back(std::move(frame));
-    if (!writing_) {
-      writing_ = true;
-      WriteFrontLocked();
+    if (started_ && !writing_) WriteFrontLocked();
+  }
+
+  void EndReadsLocked(std::unique_lock<std::mutex>& lock) {
+    reads_ended_ = true;
+    MaybeFinishLocked(lock);
+  }
+
+  // Finish once nothing is outstanding but the finish itself.
+  void MaybeFinishLocked(std::unique_lock<std::mutex>& lock) {
+    if (writing_) return;
+    if (!finish_started_) {
+      finish_started_ = true;
+      call_->Finish(&status_, &finish_);
     }
+    MaybeDoneLocked(lock);
+  }
+
+  void MaybeDoneLocked(std::unique_lock<std::mutex>& lock) {
+    if (!finished_ || writing_) return;
+    const grpc::Status status = status_;
+    lock.unlock();
+    owner_->OnStreamDone(this, status);
   }
 
   Impl* const owner_;
   const uint64_t epoch_;
+  // Tags: their addresses tell the completions apart.
+  Tag start_{this}, read_{this}, write_{this}, finish_{this};
   grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientAsyncReaderWriter<v1::ClientFrame, v1::HubFrame>> call_;
   v1::HubFrame in_;
+  grpc::Status status_;
   std::mutex mu_;
   std::deque<v1::ClientFrame> queue_;  // front() is being written while writing_
+  bool started_ = false;
   bool writing_ = false;
-  bool holding_ = false;
+  bool reads_ended_ = false;
+  bool finish_started_ = false;
+  bool finished_ = false;
 };
 
 absl::Status HubClient::Impl::Init() {
@@ -222,7 +252,20 @@ absl::Status HubClient::Impl::Init() {
     core::NameThisThread("nl-transport");
     RunWorker();
   });
+  cq_thread_ = std::thread([this] {
+    core::NameThisThread("nl-hub-cq");
+    RunCompletions();
+  });
   return absl::OkStatus();
+}
+
+void HubClient::Impl::RunCompletions() {
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq_.Next(&tag, &ok)) {
+    const auto* t = static_cast<const Stream::Tag*>(tag);
+    t->stream->Complete(t, ok);
+  }
 }
 
 void HubClient::Impl::Post(std::function<void()> task) {
@@ -267,8 +310,8 @@ void HubClient::Impl::StartStreamLocked() {
   h->set_federation(options_.federation);
   h->set_node_id(options_.node_id);
   h->set_max_in_flight(options_.max_in_flight);
-  // Reactions never run inline in Start* (can_inline=false in 1.51), so holding mu_ is safe.
-  stream_->Begin(stub_.get(), std::move(hello));
+  // Completions never run inside the call that starts an op, so holding mu_ is safe.
+  stream_->Begin(stub_.get(), &cq_, std::move(hello));
 }
 
 void HubClient::Impl::WriteEntryLocked(OutboxEntry& entry) {
@@ -482,7 +525,9 @@ void HubClient::Impl::Stop() {
   cv_.notify_all();
   state_cv_.notify_all();
   lock.unlock();
-  if (worker_.joinable()) worker_.join();
+  if (worker_.joinable()) worker_.join();  // it deleted the last stream
+  cq_.Shutdown();  // no op is outstanding: every stream ended before its deletion
+  if (cq_thread_.joinable()) cq_thread_.join();
 }
 
 HubClient::HubClient(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}

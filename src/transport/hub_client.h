@@ -57,12 +57,13 @@ struct HubClientStats {
 };
 
 // Thread-safe. `done` and on_late_rejection run one at a time, in order, on a transport thread
-// owned by the client; on_envelope runs one push at a time, in arrival order, on the gRPC thread
-// that read it, concurrently with the former. None may block for long or call Stop().
+// owned by the client; on_envelope runs one push at a time, in arrival order, on the client's
+// completion-queue thread, which read it, concurrently with the former. None may block for long
+// or call Stop().
 class HubClient {
  public:
-  // on_envelope: called for each envelope the hub pushes, in arrival order, one at a time, on a
-  // gRPC thread; it must not block (the node hands it to its router). The receiver later
+  // on_envelope: called for each envelope the hub pushes, in arrival order, one at a time, on the
+  // client's completion-queue thread; it must not block (the node hands it to its router). The receiver later
   // calls Acknowledge(message_id) once the outcome is durable. Errors: INVALID_ARGUMENT for an
   // insecure client with a non-loopback target, missing ids, unusable TLS material.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<HubClient>> Start(
