@@ -4,7 +4,7 @@
 // lone envelope waits for no timer (IMPLEMENTATION-NOTES 6.3). Reads (fetch, expire) run after the
 // pass's writes. Completions run on this thread, in order, after the commit they report: the
 // relay sends `Accepted` only from an append completion (and may push the envelope from the
-// `staged` call before it, while the commit syncs). No gRPC type appears here.
+// `staged` call before it, while the commit runs). No gRPC type appears here.
 //
 // Deletes alone neither wake the thread nor start a transaction: they are held until the next
 // append, fetch or expiry, `max_batch` of them, Stop(), or the thread's tick every

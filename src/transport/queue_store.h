@@ -94,7 +94,7 @@ class QueueStore {
   // the recipient's queue would pass `bounds`, else queued and recorded for dedup.
   // `before_commit`, if set, is called once with the results (one per append, in order) when
   // every statement has run and only the commit itself is left: the relay pushes small envelopes
-  // then, while the disk syncs (relay.h). The commit may still fail (Commit returns an error and
+  // then, while the commit writes (relay.h). The commit may still fail (Commit returns an error and
   // nothing is applied); an id `before_commit` was shown is never handed out again.
   [[nodiscard]] virtual absl::StatusOr<std::vector<AppendResult>> Commit(
       std::span<const AppendRequest> appends, std::span<const uint64_t> deletes,

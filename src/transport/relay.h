@@ -10,10 +10,10 @@
 // (IMPLEMENTATION-NOTES 4.3). Completions of the committer run on its thread and take the mutex.
 //
 // A small envelope for a recipient that waits is pushed once its append's statements have run,
-// while the commit syncs the disk; `Accepted` still waits for the commit (PROTOCOL 4). If that
+// while the commit writes the -wal file; `Accepted` still waits for the commit (PROTOCOL 4). If that
 // commit fails, the sender's stream ends without an answer and it resends: the recipient, which
 // may already have the envelope, answers the second copy as a duplicate. At one message in
-// flight this takes the durable queue's two syncs per round trip off its path (bench/RESULTS.md).
+// flight this takes the durable queue's two commits per round trip off its path (bench/RESULTS.md).
 //
 // Delivered{message_id} names no sender, and message ids are unique only per sender, so two
 // envelopes for one recipient from different senders may share an id (by chance, or on purpose by
@@ -153,7 +153,7 @@ class Relay {
     bool pushed = false;    // OnStaged pushed it before its commit
   };
   // The append's statements ran; its commit is next. Pushes the envelope now if its recipient
-  // waits (the disk syncs meanwhile), else marks the recipient's queue for a fetch.
+  // waits (the commit runs meanwhile), else marks the recipient's queue for a fetch.
   void OnStaged(const std::string& recipient, const std::string& message_id, Staged& staged,
                 const AppendResult& result);
   // The commit's outcome: answers the sender.
