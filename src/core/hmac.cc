@@ -13,16 +13,9 @@ namespace nodelink::core {
 
 namespace {
 
-// Built on a digest fetched once rather than on EVP_MAC "HMAC" (and OpenSSL's HKDF on top of
-// it), which looks its digest up by name on every call: ~15 µs per message key in a node's
-// profile on the round trip; HKDF over this one takes 0.5 µs in a loop, OpenSSL's 1.9 µs
-// (bench/RESULTS.md, fifteenth session).
-const EVP_MD* Sha256Md() {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  if (md == nullptr) Die("OpenSSL has no SHA256 implementation");
-  return md;
-}
-
+// Over the SHA-256 fetched once (core/ossl.h) rather than EVP_MAC "HMAC" (and OpenSSL's HKDF on
+// top of it), which looks its digest up by name on every call: HKDF over this one takes 0.5 µs
+// in a loop, OpenSSL's 1.9 µs (bench/RESULTS.md, fifteenth session).
 constexpr size_t kBlockBytes = 64;  // SHA-256's block
 constexpr uint8_t kInnerPad = 0x36, kOuterPad = 0x5c;
 

@@ -6,7 +6,6 @@
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -31,7 +30,6 @@ using PkeyPtr = OsslPtr<EVP_PKEY, EVP_PKEY_free>;
 using PkeyCtxPtr = OsslPtr<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
 using MdCtxPtr = OsslPtr<EVP_MD_CTX, EVP_MD_CTX_free>;
 using CipherCtxPtr = OsslPtr<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
-using KdfCtxPtr = OsslPtr<EVP_KDF_CTX, EVP_KDF_CTX_free>;
 using BnPtr = OsslPtr<BIGNUM, BN_clear_free>;
 using BnCtxPtr = OsslPtr<BN_CTX, BN_CTX_free>;
 using EcGroupPtr = OsslPtr<EC_GROUP, EC_GROUP_free>;
@@ -53,6 +51,10 @@ using X509RevokedPtr = OsslPtr<X509_REVOKED, X509_REVOKED_free>;
 
 // An error status for a failed OpenSSL call: `what` plus the drained error queue. Always drains
 // the queue, so a leftover error cannot confuse a later call on this thread (gRPC's TLS reads it).
+// SHA-256, fetched once (core/sha256.cc): a fetch by name on every use costs a provider lookup
+// (OpenSSL 3 performance note; ~15 µs per HKDF in a node's profile, bench/RESULTS.md).
+const EVP_MD* Sha256Md();
+
 absl::Status OpenSslError(std::string_view what,
                           absl::StatusCode code = absl::StatusCode::kInternal);
 // Drops whatever is left in this thread's OpenSSL error queue.

@@ -2,18 +2,16 @@
 
 #include <openssl/evp.h>
 
+#include "core/ossl.h"
 #include "core/status.h"
 
 namespace nodelink::core {
 
-namespace {
-// Fetched once: an explicit fetch avoids a provider lookup per call (OpenSSL 3 performance note).
 const EVP_MD* Sha256Md() {
   static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   if (md == nullptr) Die("OpenSSL has no SHA256 implementation");
   return md;
 }
-}  // namespace
 
 Sha256Digest Sha256(ByteView data) {
   Sha256Digest out{};

@@ -161,23 +161,16 @@ void QueueCommitter::CommitWrites(std::vector<AppendOp>& appends, std::vector<ui
     const size_t n = std::min(options_.max_batch, appends.size() - next);
     std::vector<AppendRequest> batch;
     batch.reserve(n);
-    bool any_staged = false;
-    for (size_t i = 0; i < n; ++i) {
-      batch.push_back(std::move(appends[next + i].request));
-      any_staged = any_staged || appends[next + i].staged != nullptr;
-    }
-    BeforeCommit before_commit;
-    if (any_staged) {
-      before_commit = [&appends, next](std::span<const AppendResult> staged) {
-        for (size_t i = 0; i < staged.size(); ++i) {
-          if (appends[next + i].staged) appends[next + i].staged(staged[i]);
-        }
-      };
-    }
+    for (size_t i = 0; i < n; ++i) batch.push_back(std::move(appends[next + i].request));
+    auto staged = [&appends, next](std::span<const AppendResult> results) {
+      for (size_t i = 0; i < results.size(); ++i) {
+        if (appends[next + i].staged) appends[next + i].staged(results[i]);
+      }
+    };
     std::span<const uint64_t> dels;
     if (!deletes_done) dels = deletes;
     absl::StatusOr<std::vector<AppendResult>> results =
-        store_->Commit(batch, dels, options_.bounds, before_commit);
+        store_->Commit(batch, dels, options_.bounds, staged);
     {
       std::lock_guard lock(mu_);
       totals_ = store_->Totals();

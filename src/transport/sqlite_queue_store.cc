@@ -295,14 +295,14 @@ uint64_t SqliteQueueStore::AppendRoom() const {
 }
 
 void SqliteQueueStore::KeepShownIdsUsed() {
-  if (shown_high_ <= committed_floor_) return;
+  if (rolled_back_shown_ == 0) return;
   // A rolled-back transaction takes its AUTOINCREMENT step back with it, and the ids that
   // before_commit showed the relay would come again: raise the counter past them first.
   SQLite::Statement up(*db_, "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'queue'");
-  up.bind(1, I64(shown_high_));
+  up.bind(1, I64(rolled_back_shown_));
   if (up.exec() == 0) {
     SQLite::Statement ins(*db_, "INSERT INTO sqlite_sequence(name, seq) VALUES('queue', ?)");
-    ins.bind(1, I64(shown_high_));
+    ins.bind(1, I64(rolled_back_shown_));
     ins.exec();
   }
 }
@@ -324,6 +324,7 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
   uint64_t room = appends.empty() ? 0 : AppendRoom();
   core::SpoolBatch files(*spool_);  // core/spool_dir.h: written, then removed if it fails
   const bool sync = options_.synchronous == SqliteSynchronous::kFull;
+  uint64_t shown = 0;  // the highest id before_commit was shown
   try {
     SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
     KeepShownIdsUsed();
@@ -424,14 +425,15 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
       }
     }
     if (before_commit) {
-      for (const AppendResult& r : results) shown_high_ = std::max(shown_high_, r.id);
+      for (const AppendResult& r : results) shown = std::max(shown, r.id);
       before_commit(results);
     }
     tx.commit();
   } catch (const std::exception& e) {
+    rolled_back_shown_ = std::max(rolled_back_shown_, shown);
     return StorageError("commit", e);
   }
-  committed_floor_ = shown_high_;
+  rolled_back_shown_ = 0;  // the counter is past them now (KeepShownIdsUsed, or this commit's ids)
   files.Committed();
   for (auto& [recipient, u] : touched) {
     if (u.count == 0) {
@@ -555,7 +557,7 @@ absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t 
   } catch (const std::exception& e) {
     return StorageError("expire", e);
   }
-  committed_floor_ = shown_high_;
+  rolled_back_shown_ = 0;
   files.Committed();
   for (auto& [recipient, u] : touched) {
     if (u.count == 0) {

@@ -102,8 +102,7 @@ class SqliteQueueStore final : public QueueStore {
   std::unordered_map<std::string, Usage> usage_;  // envelopes only, per recipient
   QueueTotals totals_;
   uint64_t last_checkpoint_ms_ = 0;
-  uint64_t shown_high_ = 0;       // the highest id a before_commit was shown
-  uint64_t committed_floor_ = 0;  // ids up to here are in (or were in) a committed counter
+  uint64_t rolled_back_shown_ = 0;  // the highest id a rolled-back before_commit showed; 0: none
 };
 
 }  // namespace nodelink::transport

@@ -19,6 +19,7 @@
 #include "transport/memory_queue_store.h"
 #include "transport/queue_committer.h"
 #include "transport/sqlite_queue_store.h"
+#include "wrapped_store.h"
 
 namespace nodelink::transport {
 namespace {
@@ -415,33 +416,21 @@ TEST_CASE("sqlite queue store: a version 1 database is migrated and its rows kep
 
 // A store on a disk that is full: every transaction with an append fails as SQLite's does
 // (ResourceExhausted); deletes alone still go through.
-class FullDiskStore final : public QueueStore {
+class FullDiskStore final : public testing::WrappedStore {
  public:
+  FullDiskStore() : WrappedStore(std::make_unique<MemoryQueueStore>()) {}
   absl::StatusOr<std::vector<AppendResult>> Commit(std::span<const AppendRequest> appends,
                                                    std::span<const uint64_t> deletes,
                                                    const QueueBounds& bounds,
                                                    const BeforeCommit& before_commit) override {
     if (!appends.empty()) return absl::ResourceExhaustedError("the disk is full");
-    return inner.Commit(appends, deletes, bounds, before_commit);
+    return WrappedStore::Commit(appends, deletes, bounds, before_commit);
   }
-  absl::StatusOr<std::vector<QueuedItem>> Fetch(std::string_view r, uint64_t after, size_t n,
-                                                uint64_t bytes) override {
-    return inner.Fetch(r, after, n, bytes);
-  }
-  absl::StatusOr<ExpireResult> Expire(uint64_t now, uint64_t window, uint64_t ttl,
-                                      const NoticeBodyBuilder& body) override {
-    return inner.Expire(now, window, ttl, body);
-  }
-  absl::StatusOr<bool> IsDuplicate(std::string_view s, std::string_view id) override {
-    return inner.IsDuplicate(s, id);
-  }
-  QueueTotals Totals() const override { return inner.Totals(); }
-  MemoryQueueStore inner;
 };
 
 TEST_CASE("committer: a full disk answers kDiskFull and still applies the batch's deletes") {
   auto store = std::make_unique<FullDiskStore>();
-  const uint64_t queued = CommitOk(store->inner, {Req("a", "r", "1")}).at(0).id;
+  const uint64_t queued = CommitOk(store->inner(), {Req("a", "r", "1")}).at(0).id;
   QueueCommitter committer(std::move(store), CommitterOptions{64, {}, 1000});
   // Hold the committer's thread in a fetch callback so that the delete and the append land in
   // one batch, the case where the deletes must be retried alone.

@@ -9,6 +9,7 @@
 
 #include "process/temp_dir.h"
 #include "relay_rig.h"
+#include "wrapped_store.h"
 #include "transport/sqlite_queue_store.h"
 
 namespace nodelink::transport {
@@ -164,34 +165,19 @@ TEST_CASE("relay: a waiting recipient gets an envelope at once, never ahead of o
 }
 
 // A store that runs `between` after the relay's before_commit, where only the commit is left.
-class StagedStore final : public QueueStore {
+class StagedStore final : public WrappedStore {
  public:
-  explicit StagedStore(std::unique_ptr<QueueStore> inner) : inner_(std::move(inner)) {}
+  using WrappedStore::WrappedStore;
   absl::StatusOr<std::vector<AppendResult>> Commit(std::span<const AppendRequest> appends,
                                                    std::span<const uint64_t> deletes,
                                                    const QueueBounds& bounds,
                                                    const BeforeCommit& before_commit) override {
-    return inner_->Commit(appends, deletes, bounds, [&](std::span<const AppendResult> staged) {
-      if (before_commit) before_commit(staged);
+    return WrappedStore::Commit(appends, deletes, bounds, [&](std::span<const AppendResult> s) {
+      if (before_commit) before_commit(s);
       if (between) between();
     });
   }
-  absl::StatusOr<std::vector<QueuedItem>> Fetch(std::string_view r, uint64_t after, size_t n,
-                                                uint64_t bytes) override {
-    return inner_->Fetch(r, after, n, bytes);
-  }
-  absl::StatusOr<ExpireResult> Expire(uint64_t now, uint64_t window, uint64_t ttl,
-                                      const NoticeBodyBuilder& body) override {
-    return inner_->Expire(now, window, ttl, body);
-  }
-  absl::StatusOr<bool> IsDuplicate(std::string_view s, std::string_view id) override {
-    return inner_->IsDuplicate(s, id);
-  }
-  QueueTotals Totals() const override { return inner_->Totals(); }
   std::function<void()> between;  // set before the first append; runs on the committer's thread
-
- private:
-  std::unique_ptr<QueueStore> inner_;
 };
 
 TEST_CASE("relay: a waiting recipient's envelope is pushed while its append commits") {
