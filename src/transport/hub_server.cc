@@ -2,7 +2,6 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include "core/thread_name.h"
 #include "messages/names.h"
 #include "spdlog/spdlog.h"
+#include "transport/hub_health.h"
 #include "transport/hub_stream.h"
 #include "transport/identity.h"
 #include "transport/memory_queue_store.h"
@@ -83,7 +83,11 @@ class HubServer::Impl {
   std::unique_ptr<QueueCommitter> committer_;
   std::unique_ptr<Relay> relay_;
   StreamEnvironment env_;
-  std::unique_ptr<HubService> service_;
+  std::unique_ptr<v1::Hub::AsyncService> service_;
+  HubHealth health_;
+  // Declared before server_ so that the server goes first.
+  std::unique_ptr<grpc::ServerCompletionQueue> cq_;
+  std::thread cq_thread_;  // nl-hub-cq: every stream's completions (hub_stream.h)
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<MetricsHttpServer> metrics_;
   int port_ = 0;
@@ -196,12 +200,13 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
     creds = grpc::experimental::TlsServerCredentials(topts);
   }
 
-  grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen_address, creds, &port_);
-  service_ = std::make_unique<HubService>(env_);
+  service_ = std::make_unique<v1::Hub::AsyncService>();
   builder.RegisterService(service_.get());
+  builder.RegisterService(health_.service());
+  cq_ = builder.AddCompletionQueue();
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<uint64_t>(
       options_.max_envelope_bytes + kFrameOverheadBytes, std::numeric_limits<int>::max())));
   builder.SetMaxSendMessageSize(-1);
@@ -218,8 +223,16 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
     return absl::UnavailableError("cannot listen on " + options_.listen_address +
                                   " (address in use or not local?)");
   }
-  server_->GetHealthCheckService()->SetServingStatus("nodelink.v1.Hub", true);
-  server_->GetHealthCheckService()->SetServingStatus("", true);
+  env_.service = service_.get();
+  env_.cq = cq_.get();
+  cq_thread_ = std::thread([this] {
+    core::NameThisThread("nl-hub-cq");
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_->Next(&tag, &ok)) CompletionTarget::Dispatch(tag, ok);
+  });
+  HubStream::Listen(env_);
+  health_.Start(cq_.get());
   const size_t colon = options_.listen_address.rfind(':');
   host_ = options_.listen_address.substr(0, colon);
 
@@ -266,7 +279,7 @@ void HubServer::Impl::Shutdown(std::chrono::milliseconds grace) {
   if (fault_thread_.joinable()) fault_thread_.join();
   if (server_) {
     spdlog::info("hub: shutting down");
-    server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING
+    health_.SetNotServing();
     relay_->EndAll(absl::UnavailableError("the hub is shutting down; reconnect later"));
     {
       std::lock_guard lock(env_.live_mu);
@@ -278,6 +291,22 @@ void HubServer::Impl::Shutdown(std::chrono::milliseconds grace) {
     // Waits for the streams to finish their writes, cancels what is left at the deadline.
     server_->Shutdown(std::chrono::system_clock::now() + grace);
     server_->Wait();
+  }
+  if (cq_) {
+    health_.StopListening();
+    {
+      std::lock_guard lock(env_.live_mu);  // no stream asks for a call after this
+      env_.cq_shut_down = true;
+      cq_->Shutdown();
+    }
+    if (cq_thread_.joinable()) {
+      cq_thread_.join();  // it ran every completion left, and so deleted every stream
+    } else {
+      void* tag = nullptr;
+      bool ok = false;
+      while (cq_->Next(&tag, &ok)) {  // the server never started: nothing was asked for
+      }
+    }
   }
   if (metrics_) metrics_->Stop();
   if (committer_) committer_->Stop();  // commits what it holds, then the database closes

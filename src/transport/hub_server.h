@@ -1,4 +1,4 @@
-// The hub in a process: nodelink.v1.Hub over gRPC's callback API, grpc.health.v1.Health and
+// The hub in a process: nodelink.v1.Hub over gRPC's asynchronous API, grpc.health.v1.Health and
 // server reflection (v1alpha, what gRPC 1.51 serves), the durable queue, the expiry timer and the
 // metrics endpoint. Used by the nodelink-hub daemon, by tests and by benchmarks.
 #pragma once

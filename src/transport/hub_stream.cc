@@ -13,7 +13,40 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-HubStream::HubStream(grpc::CallbackServerContext* context, StreamEnvironment& env) : env_(env) {
+void HubStream::Listen(StreamEnvironment& env) {
+  std::lock_guard lock(env.live_mu);
+  if (env.cq_shut_down) return;
+  auto* stream = new HubStream(env);
+  // Comes back once the call is over (finished or cancelled), but only if the call started.
+  stream->context_.AsyncNotifyWhenDone(&stream->call_done_);
+  env.service->RequestConnect(&stream->context_, &stream->call_, env.cq, env.cq,
+                              &stream->accepted_);
+}
+
+// On the queue's one thread, which is what makes RetireIfDone's `delete this` safe: no other
+// completion of the stream can be running (completion_target.h).
+void HubStream::Complete(CompletionTag* tag, bool ok) {
+  if (tag == &accepted_) {
+    if (!ok) {  // the server is shutting down; the call never started, so no other tag comes
+      delete this;
+      return;
+    }
+    Listen(env_);
+    OnAccepted();
+  } else if (tag == &read_) {
+    OnReadDone(ok);
+  } else if (tag == &write_) {
+    OnWriteDone(ok);
+  } else if (tag == &finish_) {
+    std::lock_guard lock(mu_);
+    finish_done_ = true;
+  } else if (tag == &call_done_) {
+    OnCallDone();
+  }
+  RetireIfDone();
+}
+
+void HubStream::OnAccepted() {
   {
     std::lock_guard lock(env_.live_mu);
     env_.live.insert(this);
@@ -27,7 +60,7 @@ HubStream::HubStream(grpc::CallbackServerContext* context, StreamEnvironment& en
     // PROTOCOL 3/4: the identity is the one nodelink:// URI SAN (gRPC's peer_uri property). The
     // hub requests but does not require a client certificate, so that health checks and
     // reflection work without one; Connect refuses here instead (IMPLEMENTATION-NOTES 2, (b)).
-    std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+    std::shared_ptr<const grpc::AuthContext> auth = context_.auth_context();
     std::vector<std::string> uris;
     if (auth != nullptr && auth->IsPeerAuthenticated()) {
       for (const grpc::string_ref& v : auth->FindPropertyValues(GRPC_PEER_URI_PROPERTY_NAME)) {
@@ -37,7 +70,7 @@ HubStream::HubStream(grpc::CallbackServerContext* context, StreamEnvironment& en
     absl::StatusOr<std::string> node = NodeIdFromPeerUris(uris, env_.federation);
     if (!node.ok()) {
       env_.counters->streams_unauthenticated.fetch_add(1, std::memory_order_relaxed);
-      spdlog::warn("hub: refused a stream from {}: {}", context->peer(), node.status().ToString());
+      spdlog::warn("hub: refused a stream from {}: {}", context_.peer(), node.status().ToString());
       std::lock_guard self(mu_);
       FinishLocked(ToGrpcStatus(node.status()));
       return;
@@ -46,7 +79,7 @@ HubStream::HubStream(grpc::CallbackServerContext* context, StreamEnvironment& en
   }
   std::lock_guard self(mu_);
   reading_ = true;
-  StartRead(&in_);
+  call_.Read(&in_, &read_);
 }
 
 void HubStream::Send(v1::HubFrame frame, FrameKind kind, uint64_t queue_id) {
@@ -78,7 +111,7 @@ void HubStream::WriteFrontLocked() {
   // of a burst goes without the hint, which flushes).
   grpc::WriteOptions options;
   if (queue_.size() > 1) options.set_buffer_hint();
-  StartWrite(&queue_.front().frame, options);
+  call_.Write(queue_.front().frame, options, &write_);
 }
 
 void HubStream::End(absl::Status status) {
@@ -97,7 +130,7 @@ void HubStream::FinishLocked(grpc::Status status) {
   final_status_ = std::move(status);
   if (!writing_) {
     finished_ = true;
-    Finish(final_status_);
+    call_.Finish(final_status_, &finish_);
   }
 }
 
@@ -126,7 +159,7 @@ void HubStream::MaybeStartReadLocked() {
   }
   read_paused_ = false;
   reading_ = true;
-  StartRead(&in_);
+  call_.Read(&in_, &read_);
 }
 
 void HubStream::HandleHello(const v1::Hello& hello) {
@@ -170,11 +203,17 @@ void HubStream::OnReadDone(bool ok) {
   }
   switch (in_.frame_case()) {
     case v1::ClientFrame::kHello:
-      if (attached_) return Refuse(grpc::StatusCode::FAILED_PRECONDITION, "second Hello");
+      if (attached_) {
+        Refuse(grpc::StatusCode::FAILED_PRECONDITION, "second Hello");
+        break;
+      }
       HandleHello(in_.hello());
       break;
     case v1::ClientFrame::kEnvelope: {
-      if (!attached_) return Refuse(grpc::StatusCode::FAILED_PRECONDITION, "frame before Hello");
+      if (!attached_) {
+        Refuse(grpc::StatusCode::FAILED_PRECONDITION, "frame before Hello");
+        break;
+      }
       {
         std::lock_guard lock(mu_);
         const size_t size = in_.envelope().ByteSizeLong();
@@ -186,16 +225,23 @@ void HubStream::OnReadDone(bool ok) {
       break;
     }
     case v1::ClientFrame::kDelivered:
-      if (!attached_) return Refuse(grpc::StatusCode::FAILED_PRECONDITION, "frame before Hello");
+      if (!attached_) {
+        Refuse(grpc::StatusCode::FAILED_PRECONDITION, "frame before Hello");
+        break;
+      }
       env_.relay->OnDelivered(this, node_id_, in_.delivered().message_id());
       break;
     case v1::ClientFrame::FRAME_NOT_SET:
-      if (!attached_) return Refuse(grpc::StatusCode::FAILED_PRECONDITION, "frame before Hello");
-      return Refuse(grpc::StatusCode::INVALID_ARGUMENT, "empty ClientFrame");
+      if (!attached_) {
+        Refuse(grpc::StatusCode::FAILED_PRECONDITION, "frame before Hello");
+        break;
+      }
+      Refuse(grpc::StatusCode::INVALID_ARGUMENT, "empty ClientFrame");
+      break;
   }
   in_.Clear();
   std::lock_guard lock(mu_);
-  reading_ = false;
+  reading_ = false;  // the stream may have been refused above: then no read starts
   MaybeStartReadLocked();
 }
 
@@ -215,18 +261,30 @@ void HubStream::OnWriteDone(bool ok) {
       WriteFrontLocked();
     } else if (finish_requested_ && !finished_) {
       finished_ = true;
-      Finish(final_status_);
+      call_.Finish(final_status_, &finish_);
     }
     MaybeStartReadLocked();
   }
   if (written_notice != 0) env_.relay->OnNoticeWritten(written_notice);
 }
 
-void HubStream::OnCancel() {
-  FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+void HubStream::OnCallDone() {
+  std::lock_guard lock(mu_);
+  call_done_seen_ = true;
+  // Cancelled (by the client, a broken connection or the server's shutdown): the outstanding
+  // operations fail, and the stream still finishes once its write is back.
+  if (context_.IsCancelled()) {
+    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+  }
 }
 
-void HubStream::OnDone() {
+void HubStream::RetireIfDone() {
+  {
+    std::lock_guard lock(mu_);
+    if (retired_ || !call_done_seen_ || !finish_done_ || writing_ || reading_) return;
+    retired_ = true;
+  }
+  // Under the relay's lock: no Send() is running or can start once this returns.
   if (attached_) env_.relay->Detach(this, node_id_);
   {
     std::lock_guard lock(env_.live_mu);

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "transport/identity.h"
+#include "transport/wire_bytes.h"
 
 namespace nodelink::transport {
 
@@ -39,64 +40,6 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ProbeOptions& o
 
 absl::Status FromGrpc(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
-std::string Flatten(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  std::string out;
-  if (!buffer.Dump(&slices).ok()) return out;
-  for (const grpc::Slice& s : slices)
-    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return out;
-}
-
-// A minimal protobuf wire reader: enough for the two fixed, tiny response messages.
-struct WireReader {
-  std::string_view in;
-  bool Varint(uint64_t& v) {
-    v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (in.empty()) return false;
-      const auto b = static_cast<uint8_t>(in.front());
-      in.remove_prefix(1);
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return true;
-    }
-    return false;
-  }
-  // Reads one field; for length-delimited ones `bytes` is set, for varints `value`.
-  bool Field(uint32_t& number, uint32_t& wire, uint64_t& value, std::string_view& bytes) {
-    uint64_t key = 0;
-    if (!Varint(key)) return false;
-    number = static_cast<uint32_t>(key >> 3);
-    wire = static_cast<uint32_t>(key & 7);
-    switch (wire) {
-      case 0:
-        return Varint(value);
-      case 2: {
-        uint64_t len = 0;
-        if (!Varint(len) || len > in.size()) return false;
-        bytes = in.substr(0, len);
-        in.remove_prefix(len);
-        return true;
-      }
-      case 1:
-        if (in.size() < 8) return false;
-        in.remove_prefix(8);
-        return true;
-      case 5:
-        if (in.size() < 4) return false;
-        in.remove_prefix(4);
-        return true;
-      default:
-        return false;
-    }
-  }
-};
-
-grpc::ByteBuffer BufferOf(const std::string& bytes) {
-  grpc::Slice slice(bytes);  // one slice, even when empty (IMPLEMENTATION-NOTES 3)
-  return grpc::ByteBuffer(&slice, 1);
 }
 
 // The reflection call: write one list_services request, read one response, finish. The caller

@@ -4,6 +4,7 @@
 #include "transport/hub_server.h"
 
 #include <doctest/doctest.h>
+#include <grpcpp/generic/generic_stub.h>
 
 #include <thread>
 
@@ -247,6 +248,91 @@ TEST_CASE("hub: health SERVING and reflection, reachable without a client certif
   CHECK(has("grpc.reflection.v1alpha.ServerReflection"));
   hub->Shutdown();
   CHECK_FALSE(CheckHealth(probe, "").ok());
+}
+
+// grpc.health.v1.Health/Watch, spoken as raw bytes over a generic call: the first message, then
+// NOT_SERVING when the hub shuts down, then the end of the stream.
+class HealthWatch {
+ public:
+  HealthWatch(const std::shared_ptr<grpc::Channel>& channel, const std::string& service)
+      : stub_(channel) {
+    context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    call_ = stub_.PrepareCall(&context_, "/grpc.health.v1.Health/Watch", &cq_);
+    call_->StartCall(Tag(1));
+    REQUIRE(Await(1));
+    std::string request;  // HealthCheckRequest{service}
+    if (!service.empty())
+      request = std::string{'\x0a', static_cast<char>(service.size())} + service;
+    grpc::Slice slice(request);
+    grpc::ByteBuffer buffer(&slice, 1);
+    call_->Write(buffer, Tag(2));
+    REQUIRE(Await(2));
+    call_->WritesDone(Tag(3));
+    REQUIRE(Await(3));
+  }
+  ~HealthWatch() {
+    cq_.Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_.Next(&tag, &ok)) {
+    }
+  }
+  // The next status sent (HealthCheckResponse.status), or -1 once the stream has ended.
+  int Next() {
+    grpc::ByteBuffer response;
+    call_->Read(&response, Tag(4));
+    if (!Await(4)) return -1;
+    std::vector<grpc::Slice> slices;
+    REQUIRE(response.Dump(&slices).ok());
+    std::string bytes;
+    for (const grpc::Slice& s : slices)
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    REQUIRE(bytes.size() == 2);
+    REQUIRE(bytes[0] == '\x08');
+    return bytes[1];
+  }
+  grpc::Status Finish() {
+    grpc::Status status;
+    call_->Finish(&status, Tag(5));
+    REQUIRE(Await(5));
+    return status;
+  }
+
+ private:
+  static void* Tag(intptr_t n) { return reinterpret_cast<void*>(n); }
+  bool Await(intptr_t n) {
+    void* tag = nullptr;
+    bool ok = false;
+    REQUIRE(cq_.Next(&tag, &ok));
+    REQUIRE(tag == Tag(n));
+    return ok;
+  }
+  grpc::GenericStub stub_;
+  grpc::ClientContext context_;
+  grpc::CompletionQueue cq_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;
+};
+
+TEST_CASE("hub: health Watch says SERVING, then NOT_SERVING at shutdown, then ends") {
+  process::TempDir dir;
+  auto hub = StartHub(TlsOptions(dir.path()));
+  TlsMaterial ca_only;
+  ca_only.ca_pem = testing::ReadWholeFile(Pki().ca_path());
+  auto channel = RawChannel(hub->address(), &ca_only);
+  HealthWatch whole(channel, ""), service(channel, "nodelink.v1.Hub"), unknown(channel, "no.Such");
+  CHECK(whole.Next() == 1);    // SERVING
+  CHECK(service.Next() == 1);  // SERVING
+  CHECK(unknown.Next() == 3);  // SERVICE_UNKNOWN
+  std::thread stop([&] { hub->Shutdown(); });
+  CHECK(whole.Next() == 2);  // NOT_SERVING
+  CHECK(service.Next() == 2);
+  CHECK(whole.Next() == -1);
+  CHECK(service.Next() == -1);
+  CHECK(unknown.Next() == -1);
+  CHECK(whole.Finish().ok());
+  CHECK(service.Finish().ok());
+  CHECK(unknown.Finish().ok());
+  stop.join();
 }
 
 TEST_CASE("hub: expiry with an injected clock sends Rejected{EXPIRED} to the sender") {
