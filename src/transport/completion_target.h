@@ -10,6 +10,10 @@
 // them.
 #pragma once
 
+#include <condition_variable>
+#include <cstddef>
+#include <mutex>
+
 namespace nodelink::transport {
 
 class CompletionTarget;
@@ -30,6 +34,37 @@ class CompletionTarget {
 
  protected:
   ~CompletionTarget() = default;
+};
+
+// The calls alive on the queue. The queue may shut down only once the last one is deleted: the
+// server's shutdown can return while completions are still queued, and handling them starts
+// operations (Finish), which a shut-down queue refuses by aborting the process.
+class CallCount {
+ public:
+  // Before asking gRPC for a call; false once Close() has begun (ask for none).
+  bool Add() {
+    std::lock_guard lock(mu_);
+    if (closed_) return false;
+    ++n_;
+    return true;
+  }
+  // After the call's object is deleted.
+  void Remove() {
+    std::lock_guard lock(mu_);
+    if (--n_ == 0) cv_.notify_all();
+  }
+  // No new call from now on; returns once every call is deleted (the queue's thread runs on).
+  void CloseAndWait() {
+    std::unique_lock lock(mu_);
+    closed_ = true;
+    cv_.wait(lock, [this] { return n_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t n_ = 0;
+  bool closed_ = false;
 };
 
 }  // namespace nodelink::transport

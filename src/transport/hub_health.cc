@@ -79,8 +79,7 @@ class HealthCall final : public CompletionTarget {
     if (tag == &accepted_) {
       if (!ok) {  // the server is shutting down: the call never started
         lock.unlock();
-        delete this;
-        return;
+        return Delete();
       }
       owner_.ListenLocked(watch_);
       OnAcceptedLocked();
@@ -101,7 +100,7 @@ class HealthCall final : public CompletionTarget {
     if (!call_done_seen_ || !finish_done_ || writing_) return;
     owner_.watchers_.erase(this);
     lock.unlock();
-    delete this;
+    Delete();
   }
 
   // The hub stops serving: the watcher hears NOT_SERVING (after a write in flight), then ends.
@@ -118,6 +117,11 @@ class HealthCall final : public CompletionTarget {
 
  private:
   ~HealthCall() = default;
+  void Delete() {
+    CallCount* calls = owner_.calls_;
+    delete this;
+    calls->Remove();
+  }
 
   void OnAcceptedLocked() {
     std::optional<std::string> service = ServiceOf(request_);
@@ -173,16 +177,16 @@ class HealthCall final : public CompletionTarget {
   bool call_done_seen_ = false;
 };
 
-void HubHealth::Start(grpc::ServerCompletionQueue* cq) {
+void HubHealth::Start(grpc::ServerCompletionQueue* cq, CallCount* calls) {
   std::lock_guard lock(mu_);
   cq_ = cq;
-  listening_ = true;
+  calls_ = calls;
   ListenLocked(/*watch=*/false);
   ListenLocked(/*watch=*/true);
 }
 
 void HubHealth::ListenLocked(bool watch) {
-  if (listening_) new HealthCall(*this, watch);  // deletes itself
+  if (calls_->Add()) new HealthCall(*this, watch);  // deletes itself
 }
 
 void HubHealth::SetNotServing() {
@@ -190,11 +194,6 @@ void HubHealth::SetNotServing() {
   if (!serving_) return;
   serving_ = false;
   for (HealthCall* call : watchers_) call->OnNotServingLocked();
-}
-
-void HubHealth::StopListening() {
-  std::lock_guard lock(mu_);
-  listening_ = false;
 }
 
 }  // namespace nodelink::transport

@@ -14,6 +14,8 @@
 #include <mutex>
 #include <set>
 
+#include "transport/completion_target.h"
+
 namespace nodelink::transport {
 
 class HealthCall;
@@ -34,11 +36,10 @@ class HubHealth {
  public:
   // Register service() before the server starts; Start() once it has, with its queue.
   HealthService* service() { return &service_; }
-  void Start(grpc::ServerCompletionQueue* cq);
+  // `calls` counts the health calls too; none is asked for once it is closed.
+  void Start(grpc::ServerCompletionQueue* cq, CallCount* calls);
   // NOT_SERVING from now on; each Watch gets it and ends. Idempotent.
   void SetNotServing();
-  // Asks for no call any more: before the queue shuts down.
-  void StopListening();
 
  private:
   friend class HealthCall;
@@ -46,9 +47,9 @@ class HubHealth {
 
   HealthService service_;
   grpc::ServerCompletionQueue* cq_ = nullptr;
+  CallCount* calls_ = nullptr;
   std::mutex mu_;  // everything below, and every HealthCall's state
   bool serving_ = true;
-  bool listening_ = false;
   std::set<HealthCall*> watchers_;
 };
 

@@ -87,6 +87,7 @@ class HubServer::Impl {
   HubHealth health_;
   // Declared before server_ so that the server goes first.
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
+  CallCount calls_;        // alive on cq_
   std::thread cq_thread_;  // nl-hub-cq: every stream's completions (hub_stream.h)
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<MetricsHttpServer> metrics_;
@@ -225,6 +226,7 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
   }
   env_.service = service_.get();
   env_.cq = cq_.get();
+  env_.calls = &calls_;
   cq_thread_ = std::thread([this] {
     core::NameThisThread("nl-hub-cq");
     void* tag = nullptr;
@@ -232,7 +234,7 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
     while (cq_->Next(&tag, &ok)) CompletionTarget::Dispatch(tag, ok);
   });
   HubStream::Listen(env_);
-  health_.Start(cq_.get());
+  health_.Start(cq_.get(), &calls_);
   const size_t colon = options_.listen_address.rfind(':');
   host_ = options_.listen_address.substr(0, colon);
 
@@ -293,14 +295,12 @@ void HubServer::Impl::Shutdown(std::chrono::milliseconds grace) {
     server_->Wait();
   }
   if (cq_) {
-    health_.StopListening();
-    {
-      std::lock_guard lock(env_.live_mu);  // no stream asks for a call after this
-      env_.cq_shut_down = true;
-      cq_->Shutdown();
-    }
+    // The server's shutdown can return with completions still to run, and they may start a
+    // Finish: the queue shuts down once nl-hub-cq has deleted the last call.
+    calls_.CloseAndWait();
+    cq_->Shutdown();
     if (cq_thread_.joinable()) {
-      cq_thread_.join();  // it ran every completion left, and so deleted every stream
+      cq_thread_.join();
     } else {
       void* tag = nullptr;
       bool ok = false;

@@ -14,8 +14,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 }
 
 void HubStream::Listen(StreamEnvironment& env) {
-  std::lock_guard lock(env.live_mu);
-  if (env.cq_shut_down) return;
+  if (!env.calls->Add()) return;
   auto* stream = new HubStream(env);
   // Comes back once the call is over (finished or cancelled), but only if the call started.
   stream->context_.AsyncNotifyWhenDone(&stream->call_done_);
@@ -28,7 +27,7 @@ void HubStream::Listen(StreamEnvironment& env) {
 void HubStream::Complete(CompletionTag* tag, bool ok) {
   if (tag == &accepted_) {
     if (!ok) {  // the server is shutting down; the call never started, so no other tag comes
-      delete this;
+      Delete();
       return;
     }
     Listen(env_);
@@ -78,8 +77,7 @@ void HubStream::OnAccepted() {
     cert_node_id_ = *std::move(node);
   }
   std::lock_guard self(mu_);
-  reading_ = true;
-  call_.Read(&in_, &read_);
+  MaybeStartReadLocked();  // none if the hub's shutdown ended the stream meanwhile
 }
 
 void HubStream::Send(v1::HubFrame frame, FrameKind kind, uint64_t queue_id) {
@@ -290,7 +288,13 @@ void HubStream::RetireIfDone() {
     std::lock_guard lock(env_.live_mu);
     env_.live.erase(this);
   }
+  Delete();
+}
+
+void HubStream::Delete() {
+  CallCount* calls = env_.calls;
   delete this;
+  calls->Remove();
 }
 
 }  // namespace nodelink::transport

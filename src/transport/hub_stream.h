@@ -32,18 +32,18 @@ struct StreamEnvironment {
   StreamLimits limits;
   v1::Hub::AsyncService* service = nullptr;
   grpc::ServerCompletionQueue* cq = nullptr;
+  CallCount* calls = nullptr;
 
   // Every live stream, so that shutdown can end those that have not said Hello yet.
   std::mutex live_mu;
   std::set<HubStream*> live;
   bool shutting_down = false;  // streams accepted from now on are ended at once
-  bool cq_shut_down = false;   // no new call may be requested on the queue
 };
 
 class HubStream final : public Session, public CompletionTarget {
  public:
   // Asks gRPC for the next Connect call; its stream then asks for the one after it. Does nothing
-  // once the completion queue is shut down.
+  // once env.calls is closed.
   static void Listen(StreamEnvironment& env);
 
   // Session (called by the relay under its lock).
@@ -68,6 +68,7 @@ class HubStream final : public Session, public CompletionTarget {
   void OnCallDone();
   // Once the call is over and nothing started is outstanding: Detach, forget, delete.
   void RetireIfDone();
+  void Delete();  // delete this, then count it gone
 
   void Refuse(grpc::StatusCode code, const std::string& message);
   void FinishOnce(grpc::Status status);

@@ -438,6 +438,42 @@ TEST_CASE("hub: a participant that sends but does not read stops being read, the
   stream->Finish();
 }
 
+// The server's shutdown can return while the stalled push's completion is still to run, and that
+// completion starts a Finish: the hub's completion queue must still be up then
+// (completion_target.h).
+TEST_CASE("hub: shutdown with a push stalled on a participant that never reads") {
+  process::TempDir dir;
+  HubServerOptions o = TlsOptions(dir.path());
+  o.queue = QueueBackend::kMemory;
+  auto hub = StartHub(std::move(o));
+  TlsMaterial ma = Pki().Material(Pki().IssueParticipant("node-a"));
+  TlsMaterial mb = Pki().Material(Pki().IssueParticipant("node-b"));
+  auto stub_a = v1::Hub::NewStub(RawChannel(hub->address(), &ma));
+  auto stub_b = v1::Hub::NewStub(RawChannel(hub->address(), &mb));
+  grpc::ClientContext ctx_a, ctx_b;
+  auto a = stub_a->Connect(&ctx_a);  // says Hello, then never reads
+  REQUIRE(a->Write(HelloFrame("fed", "node-a")));
+  REQUIRE(process::WaitFor([&] { return hub->counters().connected == 1; }, kWait));
+  auto b = stub_b->Connect(&ctx_b);
+  REQUIRE(b->Write(HelloFrame("fed", "node-b")));
+  constexpr int kCount = 4;  // 1 MiB each: more than node-a's flow-control window
+  for (int i = 0; i < kCount; ++i) {
+    v1::ClientFrame f;
+    *f.mutable_envelope() = MakeEnvelope("fed", "node-b", "node-a", testing::RandomId(), 1 << 20);
+    REQUIRE(b->Write(f));
+  }
+  int accepted = 0;
+  v1::HubFrame in;
+  while (accepted < kCount && b->Read(&in)) accepted += in.has_accepted() ? 1 : 0;
+  REQUIRE(accepted == kCount);
+  REQUIRE(process::WaitFor([&] { return hub->counters().pushed >= 1; }, kWait));
+  hub->Shutdown(milliseconds(200));  // returns, and the process is still here
+  ctx_a.TryCancel();
+  ctx_b.TryCancel();
+  a->Finish();
+  b->Finish();
+}
+
 TEST_CASE("hub: insecure development mode takes the identity from Hello, loopback only") {
   HubServerOptions o;
   o.federation = "fed";
