@@ -1,7 +1,8 @@
 // The hub serves its calls, Connect streams (hub_stream.h) and health checks (hub_health.h), on
 // one gRPC completion queue drained by one thread (nl-hub-cq, hub_server.cc). Not the callback
-// API: its "nexting" threads handed the poller to each other on most completions, 14 thread runs
-// and ~100 us of the hub's CPU per round trip (bench/RESULTS.md, sixteenth session).
+// API: its two "nexting" threads took the streams' reads as pollers and handed them on, 14 thread
+// runs per round trip; without them the hub uses 77-195 us less CPU per round trip
+// (bench/RESULTS.md, sixteenth session).
 //
 // Each call is a CompletionTarget and tags its operations with CompletionTag members: a tag's
 // address says which operation completed. With a single thread, a call's completions never run
@@ -41,7 +42,7 @@ class CompletionTarget {
 // operations (Finish), which a shut-down queue refuses by aborting the process.
 class CallCount {
  public:
-  // Before asking gRPC for a call; false once Close() has begun (ask for none).
+  // Before asking gRPC for a call; false once CloseAndWait() has begun (ask for none then).
   bool Add() {
     std::lock_guard lock(mu_);
     if (closed_) return false;

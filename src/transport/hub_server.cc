@@ -88,7 +88,7 @@ class HubServer::Impl {
   // Declared before server_ so that the server goes first.
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   CallCount calls_;        // alive on cq_
-  std::thread cq_thread_;  // nl-hub-cq: every stream's completions (hub_stream.h)
+  std::thread cq_thread_;  // nl-hub-cq: every call's completions (completion_target.h)
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<MetricsHttpServer> metrics_;
   int port_ = 0;
