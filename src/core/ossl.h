@@ -49,12 +49,12 @@ using Asn1IntegerPtr = OsslPtr<ASN1_INTEGER, ASN1_INTEGER_free>;
 using Asn1TimePtr = OsslPtr<ASN1_TIME, ASN1_TIME_free>;
 using X509RevokedPtr = OsslPtr<X509_REVOKED, X509_REVOKED_free>;
 
-// An error status for a failed OpenSSL call: `what` plus the drained error queue. Always drains
-// the queue, so a leftover error cannot confuse a later call on this thread (gRPC's TLS reads it).
 // SHA-256, fetched once (core/sha256.cc): a fetch by name on every use costs a provider lookup
 // (OpenSSL 3 performance note; ~15 µs per HKDF in a node's profile, bench/RESULTS.md).
 const EVP_MD* Sha256Md();
 
+// An error status for a failed OpenSSL call: `what` plus the drained error queue. Always drains
+// the queue, so a leftover error cannot confuse a later call on this thread (gRPC's TLS reads it).
 absl::Status OpenSslError(std::string_view what,
                           absl::StatusCode code = absl::StatusCode::kInternal);
 // Drops whatever is left in this thread's OpenSSL error queue.

@@ -279,10 +279,11 @@ void HubStream::OnCallDone() {
 void HubStream::RetireIfDone() {
   {
     std::lock_guard lock(mu_);
-    if (retired_ || !call_done_seen_ || !finish_done_ || writing_ || reading_) return;
-    retired_ = true;
+    if (!call_done_seen_ || !finish_done_ || writing_ || reading_) return;
   }
-  // Under the relay's lock: no Send() is running or can start once this returns.
+  // The call is over and nothing is outstanding, so no completion of this stream comes again
+  // (and only this thread would run one); Send() and End() start nothing once Finish was asked
+  // for. Detach takes the relay's lock: no Send() is running or can start once it returns.
   if (attached_) env_.relay->Detach(this, node_id_);
   {
     std::lock_guard lock(env_.live_mu);

@@ -97,7 +97,6 @@ class HubStream final : public Session, public CompletionTarget {
   bool finished_ = false;        // Finish was called
   bool finish_done_ = false;     // ... and its tag came back
   bool call_done_seen_ = false;  // the AsyncNotifyWhenDone tag came back
-  bool retired_ = false;
   grpc::Status final_status_;
   size_t unanswered_ = 0;
   std::deque<size_t> unanswered_sizes_;

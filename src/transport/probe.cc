@@ -108,14 +108,7 @@ absl::StatusOr<ServingStatus> CheckHealth(const ProbeOptions& options, const std
   grpc::GenericStub stub(*channel);
   HealthCall call;
   call.context.set_deadline(std::chrono::system_clock::now() + options.timeout);
-  // HealthCheckRequest{service}: field 1, length-delimited.
-  std::string req;
-  if (!service.empty()) {
-    req.push_back('\x0a');
-    req.push_back(static_cast<char>(service.size()));
-    req += service;
-  }
-  call.request = BufferOf(req);
+  call.request = BufferOf(HealthCheckRequestBytes(service));
   stub.UnaryCall(&call.context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &call.request,
                  &call.response, [&call](grpc::Status s) {
                    std::lock_guard lock(call.mu);

@@ -70,4 +70,10 @@ inline grpc::ByteBuffer BufferOf(const std::string& bytes) {
   return grpc::ByteBuffer(&slice, 1);
 }
 
+// grpc.health.v1 HealthCheckRequest{service = 1}: one length byte, so names up to 127 bytes.
+inline std::string HealthCheckRequestBytes(const std::string& service) {
+  if (service.empty()) return {};
+  return std::string{'\x0a', static_cast<char>(service.size())} + service;
+}
+
 }  // namespace nodelink::transport

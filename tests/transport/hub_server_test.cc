@@ -14,6 +14,7 @@
 #include "test_pki.h"
 #include "transport/library_logs.h"
 #include "transport/probe.h"
+#include "transport/wire_bytes.h"
 
 namespace nodelink::transport {
 namespace {
@@ -260,12 +261,7 @@ class HealthWatch {
     call_ = stub_.PrepareCall(&context_, "/grpc.health.v1.Health/Watch", &cq_);
     call_->StartCall(Tag(1));
     REQUIRE(Await(1));
-    std::string request;  // HealthCheckRequest{service}
-    if (!service.empty())
-      request = std::string{'\x0a', static_cast<char>(service.size())} + service;
-    grpc::Slice slice(request);
-    grpc::ByteBuffer buffer(&slice, 1);
-    call_->Write(buffer, Tag(2));
+    call_->Write(BufferOf(HealthCheckRequestBytes(service)), Tag(2));
     REQUIRE(Await(2));
     call_->WritesDone(Tag(3));
     REQUIRE(Await(3));
@@ -282,11 +278,7 @@ class HealthWatch {
     grpc::ByteBuffer response;
     call_->Read(&response, Tag(4));
     if (!Await(4)) return -1;
-    std::vector<grpc::Slice> slices;
-    REQUIRE(response.Dump(&slices).ok());
-    std::string bytes;
-    for (const grpc::Slice& s : slices)
-      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    const std::string bytes = Flatten(response);
     REQUIRE(bytes.size() == 2);
     REQUIRE(bytes[0] == '\x08');
     return bytes[1];
