@@ -231,11 +231,12 @@ void ChannelManager::Drain(const std::string& peer) {
     // after a ChannelUnknown. Queued for the next group commit together with taking the number,
     // under the lock: a ChannelUnknown erases the channel under it too, then reads the sent
     // copies, so every number taken on the channel is among them (queued after sealing, one being
-    // sealed meanwhile was missed, then refused by the peer and never resent). The copy shares the
-    // inner bytes with `item`.
+    // sealed meanwhile was missed, then refused by the peer and never resent; that reading
+    // flushes the queue first). The copy shares the inner bytes with `item`. Held: it commits with
+    // the next transaction, such as a reply's record, or within CommitQueue::kDefaultHold.
     JournalBatch sent;
     sent.put_sent.push_back(SentRow{peer, message_id, channel_id, seq, sent_at, item.inner, false});
-    commits_->Enqueue(std::move(sent));
+    commits_->Enqueue(std::move(sent), nullptr, CommitQueue::CommitBy::kHeld);
     lock.unlock();
     RunDeferred(deferred);
 

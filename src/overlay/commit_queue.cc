@@ -32,8 +32,9 @@ void CommitQueue::CallerScope::Add(CommitQueue* queue) {
   deferred_.emplace_back(queue, 1);
 }
 
-CommitQueue::CommitQueue(ChannelJournal& journal, std::function<void(absl::Status)> on_failure)
-    : journal_(journal), on_failure_(std::move(on_failure)), thread_([this] {
+CommitQueue::CommitQueue(ChannelJournal& journal, std::function<void(absl::Status)> on_failure,
+                         std::chrono::milliseconds hold)
+    : journal_(journal), on_failure_(std::move(on_failure)), hold_(hold), thread_([this] {
         core::NameThisThread("nl-store-commit");
         Run();
       }) {}
@@ -50,16 +51,25 @@ void CommitQueue::Shutdown() {
 }
 
 void CommitQueue::Enqueue(JournalBatch changes, std::function<void()> then, CommitBy by) {
-  CallerScope* scope = by == CommitBy::kThread && !then ? CallerScope::Current() : nullptr;
+  if (by == CommitBy::kHeld && then) by = CommitBy::kThread;  // someone waits for it
+  CallerScope* scope = by != CommitBy::kCaller && !then ? CallerScope::Current() : nullptr;
+  bool wake = by == CommitBy::kThread && scope == nullptr;
   {
     std::lock_guard lock(mu_);
     if (failed_ || exited_) return;
     queue_.push_back(Item{std::move(changes), std::move(then)});
     ++enqueued_;
+    if (by == CommitBy::kHeld && scope == nullptr) {
+      const Clock::time_point now = Clock::now();
+      if (held_++ == 0) held_since_ = now;
+      last_held_ = now;
+      // A thread asleep without a deadline must set one; one with a deadline commits this in time.
+      wake = !thread_timed_;
+    }
   }
   if (scope != nullptr) {
     scope->Add(this);
-  } else if (by == CommitBy::kThread) {
+  } else if (wake) {
     wake_.notify_one();
   }
 }
@@ -77,18 +87,20 @@ void CommitQueue::PlaceHere() {
 void CommitQueue::CommitHereIfIdle(size_t own) {
   std::unique_lock lock(mu_);
   if (committing_) return;  // whoever commits now takes the queue after (Run, or below)
-  if (queue_.size() > own) {
+  if (queue_.size() - held_ > own) {
     // Others are queuing too: one transaction of the thread's for all of them is cheaper than
     // this caller's own.
     wake_.notify_one();
     return;
   }
-  if (!queue_.empty() && CommitBatch(lock) && !queue_.empty()) wake_.notify_one();
+  // Held items that came meanwhile need no wake-up: they woke a thread without a deadline.
+  if (!queue_.empty() && CommitBatch(lock) && queue_.size() > held_) wake_.notify_one();
 }
 
 void CommitQueue::Flush() {
   std::unique_lock lock(mu_);
   uint64_t target = enqueued_;
+  flush_ = true;
   wake_.notify_one();  // items a caller enqueued to commit itself are not left waiting for it
   done_.wait(lock, [&] { return finished_ >= target || failed_ || exited_; });
 }
@@ -98,10 +110,31 @@ CommitQueue::Stats CommitQueue::stats() const {
   return stats_;
 }
 
+bool CommitQueue::ThreadDue(Clock::time_point now) const {
+  if (committing_) return false;  // the committing caller takes the queue, or wakes the thread
+  if (stopping_) return true;
+  if (queue_.empty()) return false;
+  return queue_.size() > held_ || flush_ || now >= held_since_ + hold_;
+}
+
 void CommitQueue::Run() {
+  // While kHeld items come, the thread sleeps with a deadline (so that they wake no thread), and
+  // it keeps one for a while after the last, so that a steady trickle of them does not wake it
+  // each time to set it. Every wait ends in a fresh look (spurious wake-ups included).
+  const Clock::duration linger = 10 * hold_;
   std::unique_lock lock(mu_);
   while (true) {
-    wake_.wait(lock, [&] { return !committing_ && (stopping_ || !queue_.empty()); });
+    const Clock::time_point now = Clock::now();
+    if (!ThreadDue(now)) {
+      // A committing caller wakes the thread at its end if it left items queued.
+      thread_timed_ = !committing_ && (held_ > 0 || now < last_held_ + linger);
+      if (thread_timed_) {
+        wake_.wait_until(lock, held_ > 0 ? held_since_ + hold_ : now + hold_);
+      } else {
+        wake_.wait(lock);
+      }
+      continue;
+    }
     if (queue_.empty()) {  // stopping, and everything queued is committed
       exited_ = true;
       done_.notify_all();
@@ -115,6 +148,8 @@ bool CommitQueue::CommitBatch(std::unique_lock<std::mutex>& lock) {
   committing_ = true;
   std::deque<Item> items;
   items.swap(queue_);
+  held_ = 0;
+  flush_ = false;  // this batch takes everything a Flush waits for
   lock.unlock();
 
   JournalBatch batch;
@@ -125,6 +160,7 @@ bool CommitQueue::CommitBatch(std::unique_lock<std::mutex>& lock) {
     failed_ = true;
     committing_ = false;
     queue_.clear();
+    held_ = 0;
     done_.notify_all();
     if (stopping_) wake_.notify_one();  // as below: a caller's failed batch must not block exit
     lock.unlock();

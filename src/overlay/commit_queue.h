@@ -10,6 +10,7 @@
 // CommitHereIfIdle(); under load the commit thread batches.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -32,12 +33,22 @@ class CommitQueue {
   };
 
   // Who commits an enqueued item: the commit thread (woken by Enqueue), or the caller's choice,
-  // made soon after with CommitHereIfIdle() or CommitOnThread() (no lock held that a `then` takes).
-  enum class CommitBy { kThread, kCaller };
+  // made soon after with CommitHereIfIdle() or CommitOnThread() (no lock held that a `then` takes),
+  // or, for an item nobody waits for that need not be durable at once (a sent copy, kept for
+  // resends after a ChannelUnknown), whoever commits next: kHeld wakes no thread and does not
+  // count against CommitHereIfIdle's `own`; it commits with the next transaction, or on the
+  // thread once it has waited `hold` (or at Flush, Shutdown). At one request in flight the
+  // request's copy then commits with its reply's record, on the thread that opened the reply:
+  // one transaction and one thread wake-up fewer per round trip (bench/RESULTS.md, seventeenth
+  // session). With a `then`, kHeld is kThread; in a CallerScope, it is the scope's.
+  enum class CommitBy { kThread, kCaller, kHeld };
+
+  static constexpr std::chrono::milliseconds kDefaultHold{10};
 
   // `on_failure` runs once, on the committing thread, if a commit fails; the queue then stops
   // (fail-stop: acknowledging what was not recorded would lose messages) and drops later work.
-  CommitQueue(ChannelJournal& journal, std::function<void(absl::Status)> on_failure);
+  CommitQueue(ChannelJournal& journal, std::function<void(absl::Status)> on_failure,
+              std::chrono::milliseconds hold = kDefaultHold);
   ~CommitQueue();  // Shutdown()
 
   // Commits what is queued (running its `then`), then stops the thread; later Enqueue calls are
@@ -94,7 +105,10 @@ class CommitQueue {
     JournalBatch changes;
     std::function<void()> then;
   };
+  using Clock = std::chrono::steady_clock;
   void Run();
+  // Whether the thread has something to do now (called with the lock held).
+  bool ThreadDue(Clock::time_point now) const;
   // One transaction of everything queued, its `then`s, and the accounting. Called with `lock`
   // held, committing_ false and the queue not empty; returns with it held. False if it failed.
   bool CommitBatch(std::unique_lock<std::mutex>& lock);
@@ -108,6 +122,12 @@ class CommitQueue {
   uint64_t enqueued_ = 0;
   uint64_t finished_ = 0;
   bool committing_ = false;  // a batch is being committed (by the thread or a caller)
+  const std::chrono::milliseconds hold_;
+  size_t held_ = 0;               // kHeld items in queue_
+  Clock::time_point held_since_;  // when the oldest of them was queued
+  Clock::time_point last_held_;   // when the latest kHeld item was queued
+  bool thread_timed_ = false;     // the thread sleeps with a deadline: a held item needs no wake
+  bool flush_ = false;            // Flush() wants held items committed now
   bool stopping_ = false;
   bool exited_ = false;  // the thread returned: Enqueue drops, Flush returns
   bool failed_ = false;

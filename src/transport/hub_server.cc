@@ -229,9 +229,25 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
   env_.calls = &calls_;
   cq_thread_ = std::thread([this] {
     core::NameThisThread("nl-hub-cq");
+    // What the streams post to the queue committer is committed here once no completion waits
+    // (light load: no thread hand-off), or by its thread when one does (load: it batches).
+    QueueCommitter::CallerTurn turn(*committer_);
     void* tag = nullptr;
     bool ok = false;
-    while (cq_->Next(&tag, &ok)) CompletionTarget::Dispatch(tag, ok);
+    for (;;) {
+      if (turn.pending()) {
+        const auto next = cq_->AsyncNext(&tag, &ok, gpr_inf_past(GPR_CLOCK_MONOTONIC));
+        if (next == grpc::CompletionQueue::TIMEOUT) {
+          turn.RunHere();
+          continue;
+        }
+        turn.HandToThread();
+        if (next == grpc::CompletionQueue::SHUTDOWN) return;
+      } else if (!cq_->Next(&tag, &ok)) {
+        return;
+      }
+      CompletionTarget::Dispatch(tag, ok);
+    }
   });
   HubStream::Listen(env_);
   health_.Start(cq_.get(), &calls_);

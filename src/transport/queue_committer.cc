@@ -11,6 +11,9 @@ namespace nodelink::transport {
 
 namespace {
 
+// The CallerTurn living on this thread, if any.
+thread_local QueueCommitter::CallerTurn* t_turn = nullptr;
+
 size_t HistogramBucket(size_t appends) {
   if (appends == 0) return 0;
   if (appends == 1) return 1;
@@ -33,7 +36,8 @@ QueueCommitter::QueueCommitter(std::unique_ptr<QueueStore> store, CommitterOptio
 QueueCommitter::~QueueCommitter() { Stop(); }
 
 bool QueueCommitter::Post(Op op) {
-  bool wake = true;
+  CallerTurn* turn = t_turn != nullptr && &t_turn->committer_ == this ? t_turn : nullptr;
+  bool wake = turn == nullptr;
   {
     std::lock_guard lock(mu_);
     if (stopping_) return false;
@@ -41,11 +45,50 @@ bool QueueCommitter::Post(Op op) {
       // A delete alone does not wake the thread (see the header), unless a batch of them waits.
       wake = ++posted_deletes_ >= options_.max_batch;
       if (wake) posted_deletes_ = 0;
+    } else if (turn != nullptr) {
+      turn->pending_ = true;
     }
     ops_.push_back(std::move(op));
   }
   if (wake) cv_.notify_one();
   return true;
+}
+
+QueueCommitter::CallerTurn::CallerTurn(QueueCommitter& committer) : committer_(committer) {
+  if (t_turn != nullptr) std::abort();  // one per thread
+  t_turn = this;
+}
+
+QueueCommitter::CallerTurn::~CallerTurn() {
+  t_turn = nullptr;
+  if (pending_) HandToThread();
+}
+
+void QueueCommitter::CallerTurn::HandToThread() {
+  pending_ = false;
+  committer_.cv_.notify_one();
+}
+
+void QueueCommitter::CallerTurn::RunHere() {
+  pending_ = false;
+  committer_.RunCallersPass();
+}
+
+void QueueCommitter::RunCallersPass() {
+  std::deque<Op> ops;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;  // the thread's last pass takes everything
+    if (in_pass_) return;   // the thread's pass; it looks for more after it, unwoken
+    in_pass_ = true;
+    ops.swap(ops_);
+    posted_deletes_ = 0;
+  }
+  RunPass(ops, false);
+  std::lock_guard lock(mu_);
+  in_pass_ = false;
+  // The thread may wait for this pass to end, or have been posted to meanwhile.
+  if (thread_waits_turn_ || ops_.size() > posted_deletes_) cv_.notify_one();
 }
 
 bool QueueCommitter::Append(AppendRequest request, AppendDone done, AppendStaged staged) {
@@ -79,6 +122,11 @@ CommitterStats QueueCommitter::stats() const {
   return stats_;
 }
 
+bool QueueCommitter::ThreadWaiting() const {
+  std::lock_guard lock(mu_);
+  return thread_waiting_;
+}
+
 QueueTotals QueueCommitter::totals() const {
   std::lock_guard lock(mu_);
   return totals_;
@@ -94,22 +142,27 @@ void QueueCommitter::Run() {
     {
       std::unique_lock lock(mu_);
       // Deletes in ops_ do not end the wait: they were posted without a wake-up.
+      thread_waiting_ = true;
       cv_.wait_until(lock, next_tick, [&] { return ops_.size() > posted_deletes_ || stopping_; });
+      thread_waiting_ = false;
+      thread_waits_turn_ = true;  // a CallerTurn's pass must end before this one starts
+      cv_.wait(lock, [&] { return !in_pass_; });
+      thread_waits_turn_ = false;
       if (const auto now = std::chrono::steady_clock::now(); now >= next_tick) {
         tick = true;
         next_tick = now + interval;
       }
+      in_pass_ = true;
       ops.swap(ops_);
       posted_deletes_ = 0;
       stopping = stopping_;
     }
     RunPass(ops, stopping || tick);
     store_->Maintain();  // rate-limited inside the store; also under constant load
-    if (stopping) {
-      // Ops posted before Stop() were taken above; Post() drops everything after.
-      std::lock_guard lock(mu_);
-      if (ops_.empty()) break;
-    }
+    std::lock_guard lock(mu_);
+    in_pass_ = false;
+    // Ops posted before Stop() were taken above; Post() drops everything after.
+    if (stopping && ops_.empty()) break;
   }
 }
 

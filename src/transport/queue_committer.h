@@ -12,6 +12,12 @@
 // fall from ~3.6 to 2 per round trip, and its thread's runs by about one (bench/RESULTS.md). A hub
 // that stops uncleanly while deletes are held delivers those envelopes again, which receivers
 // answer as duplicates (PROTOCOL 7); nothing is lost, and nothing `Accepted` waits for the hold.
+//
+// The hub's completion-queue thread can take a pass itself (CallerTurn): what it posts wakes no
+// thread, and once it has no completion waiting it runs the pass there, or, if a completion is
+// waiting (load), hands the pass to this class's thread, which batches. At one envelope in flight
+// the hub's two thread hand-offs per envelope (read, then commit and push) become none
+// (bench/RESULTS.md, seventeenth session).
 #pragma once
 
 #include <array>
@@ -73,11 +79,39 @@ class QueueCommitter {
               NoticeBodyBuilder notice_body, ExpireDone done);
 
   // Runs everything queued so far (completions included), ends the thread and closes the store.
-  // Idempotent. stats() and totals() keep their last values.
+  // Idempotent. stats() and totals() keep their last values. A CallerTurn's pass that is running
+  // finishes first; none starts after.
   void Stop();
+
+  // While one lives on a thread, what that thread posts does not wake the committer's thread;
+  // the owner then calls RunHere() or HandToThread() before it waits for anything else. One per
+  // thread; the committer must outlive it. The destructor hands on what is pending.
+  class CallerTurn {
+   public:
+    explicit CallerTurn(QueueCommitter& committer);
+    ~CallerTurn();
+    CallerTurn(const CallerTurn&) = delete;
+    CallerTurn& operator=(const CallerTurn&) = delete;
+
+    // Something was posted on this thread since the last RunHere or HandToThread.
+    bool pending() const { return pending_; }
+    // Runs a pass of everything posted (by any thread) here, completions included, unless the
+    // committer's thread is in a pass: then that thread takes it after its own.
+    void RunHere();
+    // Wakes the committer's thread for what is pending.
+    void HandToThread();
+
+   private:
+    friend class QueueCommitter;
+    QueueCommitter& committer_;
+    bool pending_ = false;
+  };
 
   CommitterStats stats() const;
   QueueTotals totals() const;
+  // The thread waits for work (no pass, nothing posted that woke it). Lets a test know the thread
+  // is not about to take, unwoken, what a CallerTurn posts.
+  bool ThreadWaiting() const;
 
  private:
   struct AppendOp {
@@ -106,6 +140,8 @@ class QueueCommitter {
   void Run();
   // commit_held: commit held deletes even if nothing else comes (Stop or the tick).
   void RunPass(std::deque<Op>& ops, bool commit_held);
+  // A CallerTurn's pass (CallerTurn::RunHere).
+  void RunCallersPass();
   void CommitWrites(std::vector<AppendOp>& appends, std::vector<uint64_t>& deletes);
 
   std::unique_ptr<QueueStore> store_;
@@ -114,7 +150,10 @@ class QueueCommitter {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Op> ops_;
-  size_t posted_deletes_ = 0;  // deletes in ops_ posted without waking the thread
+  size_t posted_deletes_ = 0;       // deletes in ops_ posted without waking the thread
+  bool in_pass_ = false;            // a pass runs, on the thread or a CallerTurn's
+  bool thread_waits_turn_ = false;  // the thread waits for a CallerTurn's pass to end
+  bool thread_waiting_ = false;     // the thread waits for work
   bool stopping_ = false;
   bool stopped_ = false;
   CommitterStats stats_;

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -90,8 +91,10 @@ JournalBatch OneRow() {
 // from its batch's end until it waits) leave it asleep, so a test sees who commits what.
 struct SleepingQueue {
   RecordingJournal journal;
-  CommitQueue queue{journal, nullptr};
-  SleepingQueue() {
+  CommitQueue queue;
+  // By default a held item waits for the next transaction, however long the test takes.
+  explicit SleepingQueue(std::chrono::milliseconds hold = std::chrono::hours(1))
+      : queue(journal, nullptr, hold) {
     queue.Enqueue(OneRow());
     queue.Flush();
     journal.Forget();
@@ -282,6 +285,53 @@ TEST_CASE("commit queue: a caller's failed commit stops the queue; Flush and Shu
   }  // Shutdown joins the thread
   CHECK(failures.load() == 1);
   CHECK(journal.commits().size() == 1);
+}
+
+TEST_CASE_FIXTURE(SleepingQueue,
+                  "commit queue: a held item commits with the next transaction, not before") {
+  queue.Enqueue(OneRow(), nullptr, CommitBy::kHeld);  // as a request's sent copy
+  CHECK(journal.commits().empty());
+  std::thread::id then_ran_on;
+  queue.Enqueue(
+      OneRow(), [&] { then_ran_on = std::this_thread::get_id(); },
+      CommitBy::kCaller);    // as its reply's record
+  queue.CommitHereIfIdle();  // the held item does not count as another caller's
+  CHECK(then_ran_on == std::this_thread::get_id());
+  REQUIRE(journal.commits().size() == 1);
+  CHECK(journal.commits()[0].rows == 2);
+  CHECK(journal.commits()[0].thread == std::this_thread::get_id());
+}
+
+TEST_CASE("commit queue: a held item alone commits on the thread once it has waited the hold") {
+  SleepingQueue q(std::chrono::milliseconds(1));
+  q.queue.Enqueue(OneRow(), nullptr, CommitBy::kHeld);
+  q.journal.WaitForCommits(1);  // returns only if the thread committed it by itself
+  CHECK(q.journal.commits()[0].thread != std::this_thread::get_id());
+  q.queue.Enqueue(OneRow(), nullptr, CommitBy::kHeld);  // the thread now sleeps with a deadline
+  q.journal.WaitForCommits(2);
+}
+
+TEST_CASE_FIXTURE(SleepingQueue, "commit queue: Flush and Shutdown commit held items at once") {
+  SUBCASE("Flush") {
+    queue.Enqueue(OneRow(), nullptr, CommitBy::kHeld);
+    queue.Enqueue(OneRow(), nullptr, CommitBy::kHeld);
+    queue.Flush();
+    REQUIRE(journal.commits().size() == 1);
+    CHECK(journal.commits()[0].rows == 2);
+  }
+  SUBCASE("Shutdown") {
+    queue.Enqueue(OneRow(), nullptr, CommitBy::kHeld);
+    queue.Shutdown();
+    CHECK(journal.commits().size() == 1);
+  }
+  SUBCASE("an item someone waits for is never held") {
+    std::atomic<bool> ran{false};
+    queue.Enqueue(
+        OneRow(), [&] { ran = true; }, CommitBy::kHeld);
+    journal.WaitForCommits(1);
+    queue.Flush();
+    CHECK(ran);
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -11,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "core/wal_checkpointer.h"
@@ -522,6 +524,95 @@ TEST_CASE("committer: held deletes are committed by a fetch, by Stop and at the 
     CHECK(committer.stats().batch_histogram[0] == 1);
     committer.Stop();
   }
+}
+
+// Appends `id` for "r" under `turn` and records on which thread its two completions ran.
+struct TurnAppend {
+  std::atomic<bool> done{false};
+  std::thread::id staged_on, done_on;
+  void Post(QueueCommitter& committer, const std::string& id) {
+    REQUIRE(committer.Append(
+        Req("a", "r", id),
+        [this](const absl::StatusOr<AppendResult>& r) {
+          CHECK(r.ok());
+          done_on = std::this_thread::get_id();
+          done = true;
+        },
+        [this](const AppendResult&) { staged_on = std::this_thread::get_id(); }));
+  }
+};
+
+CommitterOptions NoTick() {
+  CommitterOptions options;
+  options.maintain_interval_ms = 600'000;  // no tick in the test
+  return options;
+}
+
+TEST_CASE("committer: a CallerTurn's appends wake no thread and commit where it runs the pass") {
+  // The committer's thread may wake spuriously (glibc) and then take the append: every run checks
+  // the guarantees, one at least the usual path.
+  bool usual = false;
+  for (int run = 0; run < 5 && !usual; ++run) {
+    QueueCommitter committer(std::make_unique<MemoryQueueStore>(), NoTick());
+    AppendAndWait(committer, "0");
+    REQUIRE(process::WaitFor([&] { return committer.ThreadWaiting(); }, std::chrono::seconds(30)));
+    TurnAppend a;
+    {
+      QueueCommitter::CallerTurn turn(committer);
+      a.Post(committer, "1");
+      CHECK(turn.pending());
+      turn.RunHere();
+      CHECK_FALSE(turn.pending());
+    }
+    CHECK(process::WaitFor([&] { return a.done.load(); }, std::chrono::seconds(30)));
+    usual = a.done_on == std::this_thread::get_id() && a.staged_on == a.done_on;
+    CHECK(committer.stats().appends == 2);
+    committer.Stop();
+  }
+  CHECK(usual);
+}
+
+TEST_CASE("committer: a CallerTurn hands its pass to the thread, which also runs it at Stop") {
+  QueueCommitter committer(std::make_unique<MemoryQueueStore>(), NoTick());
+  SUBCASE("HandToThread") {
+    TurnAppend a;
+    QueueCommitter::CallerTurn turn(committer);
+    a.Post(committer, "1");
+    turn.HandToThread();
+    CHECK(process::WaitFor([&] { return a.done.load(); }, std::chrono::seconds(30)));
+    CHECK(a.done_on != std::this_thread::get_id());
+  }
+  SUBCASE("Stop, then RunHere does nothing") {
+    TurnAppend a;
+    QueueCommitter::CallerTurn turn(committer);
+    a.Post(committer, "1");
+    committer.Stop();  // the thread's last pass takes what the turn posted
+    CHECK(a.done);
+    turn.RunHere();  // the store is closed: no pass runs
+    CHECK(committer.stats().appends == 1);
+  }
+}
+
+TEST_CASE("committer: RunHere while the thread is in a pass leaves the ops to the thread") {
+  QueueCommitter committer(std::make_unique<MemoryQueueStore>(), NoTick());
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  CHECK(committer.Fetch("r", 0, 1, 1024, [&entered, released](auto) {
+    entered.set_value();
+    released.wait();  // the thread's pass is under way
+  }));
+  entered.get_future().wait();
+  TurnAppend a;
+  {
+    QueueCommitter::CallerTurn turn(committer);
+    a.Post(committer, "1");
+    turn.RunHere();  // returns at once: a pass is running
+    CHECK_FALSE(a.done);
+  }
+  release.set_value();
+  CHECK(process::WaitFor([&] { return a.done.load(); }, std::chrono::seconds(30)));
+  CHECK(a.done_on != std::this_thread::get_id());
+  committer.Stop();
 }
 
 TEST_CASE("sqlite queue store: a file that is not a database is refused with a status") {
