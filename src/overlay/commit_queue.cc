@@ -1,5 +1,6 @@
 #include "overlay/commit_queue.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "core/thread_name.h"
@@ -59,10 +60,11 @@ void CommitQueue::Enqueue(JournalBatch changes, std::function<void()> then, Comm
     if (failed_ || exited_) return;
     queue_.push_back(Item{std::move(changes), std::move(then)});
     ++enqueued_;
+    if (wake) thread_asked_ = true;
     if (by == CommitBy::kHeld && scope == nullptr) {
       const Clock::time_point now = Clock::now();
       if (held_++ == 0) held_since_ = now;
-      last_held_ = now;
+      linger_until_ = now + 10 * hold_;
       // A thread asleep without a deadline must set one; one with a deadline commits this in time.
       wake = !thread_timed_;
     }
@@ -74,7 +76,13 @@ void CommitQueue::Enqueue(JournalBatch changes, std::function<void()> then, Comm
   }
 }
 
-void CommitQueue::CommitOnThread() { wake_.notify_one(); }
+void CommitQueue::CommitOnThread() {
+  {
+    std::lock_guard lock(mu_);
+    thread_asked_ = true;
+  }
+  wake_.notify_one();
+}
 
 void CommitQueue::PlaceHere() {
   if (CallerScope* scope = CallerScope::Current()) {
@@ -90,19 +98,29 @@ void CommitQueue::CommitHereIfIdle(size_t own) {
   if (queue_.size() - held_ > own) {
     // Others are queuing too: one transaction of the thread's for all of them is cheaper than
     // this caller's own.
+    thread_asked_ = true;
     wake_.notify_one();
     return;
   }
-  // Held items that came meanwhile need no wake-up: they woke a thread without a deadline.
-  if (!queue_.empty() && CommitBatch(lock) && queue_.size() > held_) wake_.notify_one();
+  if (queue_.empty() || !CommitBatch(lock)) return;
+  // What came meanwhile, if the thread must see it now: items for the thread, a Flush, or held
+  // items while the thread sleeps without a deadline (as it does while a caller commits).
+  if (thread_asked_ || finished_ < flush_upto_ || (held_ > 0 && !thread_timed_)) {
+    wake_.notify_one();
+  }
 }
 
 void CommitQueue::Flush() {
   std::unique_lock lock(mu_);
   uint64_t target = enqueued_;
-  flush_ = true;
-  wake_.notify_one();  // items a caller enqueued to commit itself are not left waiting for it
+  flush_upto_ = std::max(flush_upto_, target);  // held items too, and those a caller was to place
+  wake_.notify_one();
   done_.wait(lock, [&] { return finished_ >= target || failed_ || exited_; });
+}
+
+bool CommitQueue::ThreadSleepsWithoutDeadline() const {
+  std::lock_guard lock(mu_);
+  return thread_untimed_;
 }
 
 CommitQueue::Stats CommitQueue::stats() const {
@@ -114,24 +132,27 @@ bool CommitQueue::ThreadDue(Clock::time_point now) const {
   if (committing_) return false;  // the committing caller takes the queue, or wakes the thread
   if (stopping_) return true;
   if (queue_.empty()) return false;
-  return queue_.size() > held_ || flush_ || now >= held_since_ + hold_;
+  return thread_asked_ || finished_ < flush_upto_ || (held_ > 0 && now >= held_since_ + hold_);
 }
 
 void CommitQueue::Run() {
   // While kHeld items come, the thread sleeps with a deadline (so that they wake no thread), and
   // it keeps one for a while after the last, so that a steady trickle of them does not wake it
-  // each time to set it. Every wait ends in a fresh look (spurious wake-ups included).
-  const Clock::duration linger = 10 * hold_;
+  // each time to set it. Every wait ends in a fresh look; a timer's or a spurious wake-up commits
+  // only held items that are due, not items a caller is about to place.
   std::unique_lock lock(mu_);
   while (true) {
     const Clock::time_point now = Clock::now();
     if (!ThreadDue(now)) {
-      // A committing caller wakes the thread at its end if it left items queued.
-      thread_timed_ = !committing_ && (held_ > 0 || now < last_held_ + linger);
+      // A committing caller wakes the thread at its end if it must (CommitHereIfIdle).
+      thread_timed_ = !committing_ && (held_ > 0 || now < linger_until_);
       if (thread_timed_) {
-        wake_.wait_until(lock, held_ > 0 ? held_since_ + hold_ : now + hold_);
+        wake_.wait_until(lock,
+                         held_ > 0 ? held_since_ + hold_ : std::min(now + hold_, linger_until_));
       } else {
+        thread_untimed_ = true;
         wake_.wait(lock);
+        thread_untimed_ = false;
       }
       continue;
     }
@@ -149,7 +170,7 @@ bool CommitQueue::CommitBatch(std::unique_lock<std::mutex>& lock) {
   std::deque<Item> items;
   items.swap(queue_);
   held_ = 0;
-  flush_ = false;  // this batch takes everything a Flush waits for
+  thread_asked_ = false;  // this batch takes everything queued
   lock.unlock();
 
   JournalBatch batch;
@@ -174,6 +195,8 @@ bool CommitQueue::CommitBatch(std::unique_lock<std::mutex>& lock) {
 
   lock.lock();
   committing_ = false;
+  // Items placed meanwhile found this batch running and left them to whoever commits next.
+  if (queue_.size() > held_) thread_asked_ = true;
   finished_ += items.size();
   stats_.transactions += 1;
   stats_.items += items.size();

@@ -75,6 +75,9 @@ class CommitQueue {
   void Flush();
 
   Stats stats() const;
+  // The thread sleeps without a deadline (as it does while a caller commits). Lets a test end a
+  // caller's commit only after the thread has looked at the queue during it.
+  bool ThreadSleepsWithoutDeadline() const;
 
   // While one lives on a thread, the items that thread enqueues with CommitBy::kThread and no
   // `then` (nothing waits for them: sent copies, answered replies, inbox removals) do not wake the
@@ -123,11 +126,13 @@ class CommitQueue {
   uint64_t finished_ = 0;
   bool committing_ = false;  // a batch is being committed (by the thread or a caller)
   const std::chrono::milliseconds hold_;
-  size_t held_ = 0;               // kHeld items in queue_
-  Clock::time_point held_since_;  // when the oldest of them was queued
-  Clock::time_point last_held_;   // when the latest kHeld item was queued
-  bool thread_timed_ = false;     // the thread sleeps with a deadline: a held item needs no wake
-  bool flush_ = false;            // Flush() wants held items committed now
+  size_t held_ = 0;                 // kHeld items in queue_
+  Clock::time_point held_since_;    // when the oldest of them was queued
+  Clock::time_point linger_until_;  // the thread keeps a deadline until then (Run)
+  bool thread_timed_ = false;       // the thread sleeps with a deadline: a held item needs no wake
+  bool thread_untimed_ = false;     // the thread sleeps without one (tests)
+  bool thread_asked_ = false;       // the thread is to commit what is queued, held or not
+  uint64_t flush_upto_ = 0;         // Flush() waits for the items enqueued before this count
   bool stopping_ = false;
   bool exited_ = false;  // the thread returned: Enqueue drops, Flush returns
   bool failed_ = false;

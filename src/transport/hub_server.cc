@@ -143,6 +143,9 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
   CommitterOptions copts;
   copts.max_batch = options_.max_commit_batch;
   copts.bounds = options_.queue_bounds;
+  // A commit that waits for the disk would stall every stream on nl-hub-cq (queue_committer.h).
+  copts.caller_passes =
+      options_.queue != QueueBackend::kSqlite || options_.synchronous != SqliteSynchronous::kFull;
   committer_ = std::make_unique<QueueCommitter>(std::move(store), copts);
 
   RelayOptions ropts;

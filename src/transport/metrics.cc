@@ -113,6 +113,14 @@ std::string RenderPrometheus(const HubMetricsSnapshot& s) {
   Metric(out, "nodelink_hub_storage_errors_total", "counter", "Failed queue transactions.",
          s.commits.storage_errors);
   out +=
+      "# HELP nodelink_hub_queue_passes_total Queue passes (transactions, fetches, expiry) by the "
+      "thread that ran them.\n"
+      "# TYPE nodelink_hub_queue_passes_total counter\n";
+  out += fmt::format("nodelink_hub_queue_passes_total{{thread=\"nl-queue-commit\"}} {}\n",
+                     s.commits.thread_passes);
+  out += fmt::format("nodelink_hub_queue_passes_total{{thread=\"nl-hub-cq\"}} {}\n",
+                     s.commits.caller_passes);
+  out +=
       "# HELP nodelink_hub_faults_injected_total Faults injected on purpose (--inject-faults).\n"
       "# TYPE nodelink_hub_faults_injected_total counter\n";
   for (size_t i = 1; i < kFaultKinds; ++i) {

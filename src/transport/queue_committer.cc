@@ -49,6 +49,7 @@ bool QueueCommitter::Post(Op op) {
       turn->pending_ = true;
     }
     ops_.push_back(std::move(op));
+    if (wake) ++stats_.posts_waking_thread;
   }
   if (wake) cv_.notify_one();
   return true;
@@ -70,6 +71,7 @@ void QueueCommitter::CallerTurn::HandToThread() {
 }
 
 void QueueCommitter::CallerTurn::RunHere() {
+  if (!committer_.options_.caller_passes) return HandToThread();
   pending_ = false;
   committer_.RunCallersPass();
 }
@@ -81,14 +83,16 @@ void QueueCommitter::RunCallersPass() {
     if (stopping_) return;  // the thread's last pass takes everything
     if (in_pass_) return;   // the thread's pass; it looks for more after it, unwoken
     in_pass_ = true;
+    ++stats_.caller_passes;
     ops.swap(ops_);
     posted_deletes_ = 0;
   }
   RunPass(ops, false);
   std::lock_guard lock(mu_);
   in_pass_ = false;
-  // The thread may wait for this pass to end, or have been posted to meanwhile.
-  if (thread_waits_turn_ || ops_.size() > posted_deletes_) cv_.notify_one();
+  // The thread may wait for this pass to end. Ops posted meanwhile by other threads woke it; those
+  // the completions posted here (a fetch after an append) are the turn's to run next.
+  if (thread_waits_turn_) cv_.notify_one();
 }
 
 bool QueueCommitter::Append(AppendRequest request, AppendDone done, AppendStaged staged) {
@@ -153,6 +157,7 @@ void QueueCommitter::Run() {
         next_tick = now + interval;
       }
       in_pass_ = true;
+      ++stats_.thread_passes;
       ops.swap(ops_);
       posted_deletes_ = 0;
       stopping = stopping_;

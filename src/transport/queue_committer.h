@@ -1,8 +1,9 @@
-// The one thread that talks to the QueueStore. Appends and deletes are group-committed: each pass
-// takes every operation queued since the previous pass and commits up to `max_batch` appends (plus
-// all deletes) per transaction, so throughput pays one commit per batch, not per envelope, and a
-// lone envelope waits for no timer (IMPLEMENTATION-NOTES 6.3). Reads (fetch, expire) run after the
-// pass's writes. Completions run on this thread, in order, after the commit they report: the
+// The one place that talks to the QueueStore, one pass at a time, on its own thread or on a
+// CallerTurn's (below). Appends and deletes are group-committed: each pass takes every operation
+// queued since the previous pass and commits up to `max_batch` appends (plus all deletes) per
+// transaction, so throughput pays one commit per batch, not per envelope, and a lone envelope
+// waits for no timer (IMPLEMENTATION-NOTES 6.3). Reads (fetch, expire) run after the pass's
+// writes. Completions run on the thread of the pass, in order, after the commit they report: the
 // relay sends `Accepted` only from an append completion (and may push the envelope from the
 // `staged` call before it, while the commit runs). No gRPC type appears here.
 //
@@ -17,7 +18,9 @@
 // thread, and once it has no completion waiting it runs the pass there, or, if a completion is
 // waiting (load), hands the pass to this class's thread, which batches. At one envelope in flight
 // the hub's two thread hand-offs per envelope (read, then commit and push) become none
-// (bench/RESULTS.md, seventeenth session).
+// (bench/RESULTS.md, seventeenth session). While such a pass runs (a commit, a WAL checkpoint's
+// second pass, a large fetch) that thread serves no stream: worth it only while commits are
+// cheap, so `caller_passes` is off when each commit syncs the disk (synchronous=FULL).
 #pragma once
 
 #include <array>
@@ -42,6 +45,8 @@ struct CommitterOptions {
   QueueBounds bounds;      // per-recipient bounds checked at commit
   // The thread's tick: housekeeping (QueueStore::Maintain), and the longest a delete is held.
   uint64_t maintain_interval_ms = 1000;
+  // CallerTurn::RunHere may run passes (else it hands them to the thread).
+  bool caller_passes = true;
 };
 
 // Group-commit figures, for the metrics endpoint and the benchmark.
@@ -53,13 +58,19 @@ struct CommitterStats {
   // Transactions by appends: 0 (deletes only), 1, 2-7, 8-31, 32-127, 128+.
   std::array<uint64_t, 6> batch_histogram{};
   uint64_t storage_errors = 0;
+  // Passes run by the committer's thread (ticks included) and by CallerTurns (nl-hub-cq), and
+  // operations whose posting woke the thread (a thread wake-up is a context switch).
+  uint64_t thread_passes = 0;
+  uint64_t caller_passes = 0;
+  uint64_t posts_waking_thread = 0;
 };
 
 class QueueCommitter {
  public:
   using AppendDone = std::function<void(const absl::StatusOr<AppendResult>&)>;
   // The append's outcome once its transaction's statements ran, before the commit: kQueued there
-  // may still fail to commit (done then gets an error or kDiskFull). On this thread, in order.
+  // may still fail to commit (done then gets an error or kDiskFull). On the pass's thread, in
+  // order.
   using AppendStaged = std::function<void(const AppendResult&)>;
   using FetchDone = std::function<void(absl::StatusOr<std::vector<QueuedItem>>)>;
   using ExpireDone = std::function<void(absl::StatusOr<ExpireResult>)>;
@@ -96,7 +107,7 @@ class QueueCommitter {
     // Something was posted on this thread since the last RunHere or HandToThread.
     bool pending() const { return pending_; }
     // Runs a pass of everything posted (by any thread) here, completions included, unless the
-    // committer's thread is in a pass: then that thread takes it after its own.
+    // committer's thread is in a pass (it then takes it after its own) or caller passes are off.
     void RunHere();
     // Wakes the committer's thread for what is pending.
     void HandToThread();
@@ -158,7 +169,7 @@ class QueueCommitter {
   bool stopped_ = false;
   CommitterStats stats_;
   QueueTotals totals_;
-  std::vector<uint64_t> held_deletes_;  // waiting for a transaction (the committer's thread only)
+  std::vector<uint64_t> held_deletes_;  // waiting for a transaction (used by the running pass)
 
   std::thread thread_;  // last: starts after the members it uses exist
 };

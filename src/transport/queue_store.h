@@ -121,8 +121,8 @@ class QueueStore {
   // Rows and body bytes queued now (cheap: kept in memory).
   virtual QueueTotals Totals() const = 0;
 
-  // Housekeeping the committer calls after each pass and when idle; the store decides how often
-  // to act (WAL checkpoint for SQLite). Optional.
+  // Housekeeping the committer's thread calls after each of its passes and at its tick (at least
+  // once a second); the store decides how often to act (WAL checkpoint for SQLite). Optional.
   virtual void Maintain() {}
 };
 

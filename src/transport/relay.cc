@@ -170,7 +170,7 @@ void Relay::OnEnvelope(Session* session, const std::string& node_id, const v1::E
   const uint64_t now = clock_.NowMs();
   AppendRequest request{
       e.sender(), e.recipient(), e.message_id(), now, now + options_.queue_ttl_ms, std::move(body)};
-  // Both run on the committer's thread, OnStaged first.
+  // Both run on the thread of the committer's pass, OnStaged first.
   const bool posted = committer_.Append(
       std::move(request),
       [this, node_id, epoch, recipient = e.recipient(), message_id = e.message_id(),

@@ -7,12 +7,13 @@
 // Threading: every method is thread-safe; one mutex guards the registry. Sessions are called only
 // under that mutex (lock order: relay, then session), and a session's owner calls Detach() under
 // the same mutex before destroying it, so the relay never holds a dangling Session*
-// (IMPLEMENTATION-NOTES 4.3). Completions of the committer run on its thread and take the mutex.
+// (IMPLEMENTATION-NOTES 4.3). Completions of the committer run on the thread of its pass (its own,
+// or the hub's nl-hub-cq: QueueCommitter::CallerTurn) and take the mutex.
 //
 // A small envelope for a recipient that waits is pushed once its append's statements have run,
-// while the commit writes the -wal file; `Accepted` still waits for the commit (PROTOCOL 4). If that
-// commit fails, the sender's stream ends without an answer and it resends: the recipient, which
-// may already have the envelope, answers the second copy as a duplicate. At one message in
+// while the commit writes the -wal file; `Accepted` still waits for the commit (PROTOCOL 4). If
+// that commit fails, the sender's stream ends without an answer and it resends: the recipient,
+// which may already have the envelope, answers the second copy as a duplicate. At one message in
 // flight this takes the durable queue's two commits per round trip off its path (bench/RESULTS.md).
 //
 // Delivered{message_id} names no sender, and message ids are unique only per sender, so two
@@ -105,7 +106,8 @@ class Relay {
 
   // Runs one expiry pass (PROTOCOL 4: expired envelopes are deleted and their senders get
   // Rejected{EXPIRED}, queued like envelopes) and waits for it. Returns the number of expired
-  // envelopes. Not to be called from the committer's thread.
+  // envelopes. Not to be called from a thread that runs the committer's passes (its own, or one
+  // with a QueueCommitter::CallerTurn such as nl-hub-cq): it would wait for itself.
   absl::StatusOr<uint64_t> ExpireNow();
 
   // With fault injection: pushes the held-back envelopes whose time has come (the hub server
@@ -147,7 +149,8 @@ class Relay {
   void MaybeFetch(const std::string& node_id, Conn& c);
   void OnFetched(const std::string& node_id, uint64_t epoch, uint64_t gen,
                  absl::StatusOr<std::vector<QueuedItem>> rows);
-  // What OnEnvelope's two committer callbacks share (both run on the committer's thread).
+  // What OnEnvelope's two committer callbacks share (both run on the thread of the committer's
+  // pass).
   struct Staged {
     v1::HubFrame pushable;  // the envelope, when it may be pushed from memory; else empty
     bool pushed = false;    // OnStaged pushed it before its commit

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -67,9 +68,10 @@ class RecordingJournal final : public ChannelJournal {
     std::lock_guard lock(mu_);
     commits_.clear();
   }
-  void WaitForCommits(size_t n) {
+  // False if fewer than `n` commits came within 30 s.
+  bool WaitForCommits(size_t n) {
     std::unique_lock lock(mu_);
-    changed_.wait(lock, [&] { return commits_.size() >= n; });
+    return changed_.wait_for(lock, std::chrono::seconds(30), [&] { return commits_.size() >= n; });
   }
 
  private:
@@ -86,16 +88,17 @@ JournalBatch OneRow() {
   return b;
 }
 
-// Until its thread first sleeps, the queue's thread takes whatever it finds queued, unwoken. One
-// commit through it and a Flush (which returns once the thread is back asleep: it holds the lock
-// from its batch's end until it waits) leave it asleep, so a test sees who commits what.
+// Until its thread first sleeps, the queue's thread takes whatever it finds queued, unwoken. A
+// held item committed through it by a Flush (which returns once the thread is back asleep: it
+// holds the lock from its batch's end until it waits) leaves it asleep with a deadline (it
+// lingers, 10 x the hold), so a test sees who commits what and held items wake nobody.
 struct SleepingQueue {
   RecordingJournal journal;
   CommitQueue queue;
   // By default a held item waits for the next transaction, however long the test takes.
   explicit SleepingQueue(std::chrono::milliseconds hold = std::chrono::hours(1))
       : queue(journal, nullptr, hold) {
-    queue.Enqueue(OneRow());
+    queue.Enqueue(OneRow(), nullptr, CommitBy::kHeld);
     queue.Flush();
     journal.Forget();
   }
@@ -140,7 +143,7 @@ TEST_CASE_FIXTURE(
   SUBCASE("a commit running: the caller returns at once, the thread commits after it") {
     journal.Hold(true);
     queue.Enqueue(OneRow());
-    journal.WaitForCommits(1);  // the thread is inside its commit now
+    REQUIRE(journal.WaitForCommits(1));  // the thread is inside its commit now
     queue.Enqueue(OneRow(), nullptr, CommitBy::kCaller);
     queue.CommitHereIfIdle();  // must not wait for the held commit
     CHECK(journal.commits().size() == 1);
@@ -182,7 +185,7 @@ TEST_CASE_FIXTURE(
   CommitQueue::CallerScope scope;
   std::atomic<bool> ran{false};
   queue.Enqueue(OneRow(), [&] { ran = true; });
-  journal.WaitForCommits(1);
+  REQUIRE(journal.WaitForCommits(1));
   CHECK(journal.commits()[0].thread != std::this_thread::get_id());
   queue.Flush();
   CHECK(ran);
@@ -305,10 +308,10 @@ TEST_CASE_FIXTURE(SleepingQueue,
 TEST_CASE("commit queue: a held item alone commits on the thread once it has waited the hold") {
   SleepingQueue q(std::chrono::milliseconds(1));
   q.queue.Enqueue(OneRow(), nullptr, CommitBy::kHeld);
-  q.journal.WaitForCommits(1);  // returns only if the thread committed it by itself
+  REQUIRE(q.journal.WaitForCommits(1));  // only if the thread committed it by itself
   CHECK(q.journal.commits()[0].thread != std::this_thread::get_id());
-  q.queue.Enqueue(OneRow(), nullptr, CommitBy::kHeld);  // the thread now sleeps with a deadline
-  q.journal.WaitForCommits(2);
+  q.queue.Enqueue(OneRow(), nullptr, CommitBy::kHeld);  // lingering or not, it commits this too
+  CHECK(q.journal.WaitForCommits(2));
 }
 
 TEST_CASE_FIXTURE(SleepingQueue, "commit queue: Flush and Shutdown commit held items at once") {
@@ -328,10 +331,40 @@ TEST_CASE_FIXTURE(SleepingQueue, "commit queue: Flush and Shutdown commit held i
     std::atomic<bool> ran{false};
     queue.Enqueue(
         OneRow(), [&] { ran = true; }, CommitBy::kHeld);
-    journal.WaitForCommits(1);
+    CHECK(journal.WaitForCommits(1));
     queue.Flush();
     CHECK(ran);
   }
+}
+
+TEST_CASE_FIXTURE(SleepingQueue,
+                  "commit queue: a held item and a Flush that come during a caller's commit") {
+  // While a caller commits, the thread sleeps without a deadline: the caller's end must wake it
+  // for a Flush (else the Flush waits for the hold, an hour here).
+  journal.Hold(true);
+  std::thread caller([&] {
+    queue.Enqueue(OneRow(), nullptr, CommitBy::kCaller);
+    queue.CommitHereIfIdle();
+  });
+  REQUIRE(journal.WaitForCommits(1));  // the caller is inside its commit
+  queue.Enqueue(OneRow(), nullptr, CommitBy::kHeld);
+  std::promise<void> flushed;
+  std::thread flusher([&] {
+    queue.Flush();
+    flushed.set_value();
+  });
+  // The Flush woke the thread, which found the caller committing and sleeps without a deadline.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!queue.ThreadSleepsWithoutDeadline() && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+  CHECK(queue.ThreadSleepsWithoutDeadline());
+  journal.Hold(false);
+  CHECK(flushed.get_future().wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  caller.join();
+  flusher.join();
+  REQUIRE(journal.commits().size() == 2);
+  CHECK(journal.commits()[1].thread != std::this_thread::get_id());
 }
 
 }  // namespace

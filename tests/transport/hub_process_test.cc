@@ -117,6 +117,10 @@ TEST_CASE("process: relay between two TLS clients; health SERVING; SIGTERM stops
   CHECK(metrics.find("HTTP/1.1 200 OK") == 0);
   CHECK(MetricValue(metrics, "nodelink_hub_connected_participants") == 2);
   CHECK(MetricValue(metrics, "nodelink_hub_envelopes_accepted_total") == 10);
+  // Which thread ran the passes depends on timing; together they committed the ten.
+  CHECK(MetricValue(metrics, R"(nodelink_hub_queue_passes_total{thread="nl-queue-commit"})") +
+            MetricValue(metrics, R"(nodelink_hub_queue_passes_total{thread="nl-hub-cq"})") >
+        0);
 
   // The standard health check, as an operator runs it (no client certificate needed).
   auto probe = process::Subprocess::Start({testing::BinPath("nodelink-hub"), "health", "--target",

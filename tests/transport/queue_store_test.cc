@@ -565,8 +565,11 @@ TEST_CASE("committer: a CallerTurn's appends wake no thread and commit where it 
       CHECK_FALSE(turn.pending());
     }
     CHECK(process::WaitFor([&] { return a.done.load(); }, std::chrono::seconds(30)));
-    usual = a.done_on == std::this_thread::get_id() && a.staged_on == a.done_on;
-    CHECK(committer.stats().appends == 2);
+    const CommitterStats st = committer.stats();
+    CHECK(st.appends == 2);
+    CHECK(st.posts_waking_thread == 1);  // "0" only
+    usual = a.done_on == std::this_thread::get_id() && a.staged_on == a.done_on &&
+            st.caller_passes == 1;
     committer.Stop();
   }
   CHECK(usual);
@@ -582,14 +585,25 @@ TEST_CASE("committer: a CallerTurn hands its pass to the thread, which also runs
     CHECK(process::WaitFor([&] { return a.done.load(); }, std::chrono::seconds(30)));
     CHECK(a.done_on != std::this_thread::get_id());
   }
-  SUBCASE("Stop, then RunHere does nothing") {
+  SUBCASE("Stop") {
     TurnAppend a;
     QueueCommitter::CallerTurn turn(committer);
     a.Post(committer, "1");
     committer.Stop();  // the thread's last pass takes what the turn posted
     CHECK(a.done);
-    turn.RunHere();  // the store is closed: no pass runs
-    CHECK(committer.stats().appends == 1);
+    CHECK(a.done_on != std::this_thread::get_id());
+  }
+  SUBCASE("caller passes off (a hub whose commits sync the disk)") {
+    CommitterOptions options = NoTick();
+    options.caller_passes = false;
+    QueueCommitter syncing(std::make_unique<MemoryQueueStore>(), options);
+    TurnAppend a;
+    QueueCommitter::CallerTurn turn(syncing);
+    a.Post(syncing, "1");
+    turn.RunHere();  // hands the pass on
+    CHECK(process::WaitFor([&] { return a.done.load(); }, std::chrono::seconds(30)));
+    CHECK(a.done_on != std::this_thread::get_id());
+    CHECK(syncing.stats().caller_passes == 0);
   }
 }
 
