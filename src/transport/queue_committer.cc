@@ -14,6 +14,12 @@ namespace {
 // The CallerTurn living on this thread, if any.
 thread_local QueueCommitter::CallerTurn* t_turn = nullptr;
 
+// A caller's pass takes small appends and deletes only. A fetch (a reconnect's backlog: up to the
+// recipient's in-flight bytes read and pushed), an expiry pass and a large body (written to a
+// spool file) stay on the committer's thread: on nl-hub-cq they would hold every stream meanwhile.
+// The hub pushes at once the envelopes up to this size (relay.cc).
+constexpr size_t kCallerPassMaxBody = 64 << 10;
+
 size_t HistogramBucket(size_t appends) {
   if (appends == 0) return 0;
   if (appends == 1) return 1;
@@ -76,12 +82,27 @@ void QueueCommitter::CallerTurn::RunHere() {
   committer_.RunCallersPass();
 }
 
+bool QueueCommitter::LightLocked() const {
+  for (const Op& op : ops_) {
+    if (const auto* a = std::get_if<AppendOp>(&op)) {
+      if (a->request.body.size() > kCallerPassMaxBody) return false;
+    } else if (!std::holds_alternative<DeleteOp>(op)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 void QueueCommitter::RunCallersPass() {
   std::deque<Op> ops;
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;  // the thread's last pass takes everything
     if (in_pass_) return;   // the thread's pass; it looks for more after it, unwoken
+    if (!LightLocked()) {
+      cv_.notify_one();
+      return;
+    }
     in_pass_ = true;
     ++stats_.caller_passes;
     ops.swap(ops_);

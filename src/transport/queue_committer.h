@@ -107,7 +107,8 @@ class QueueCommitter {
     // Something was posted on this thread since the last RunHere or HandToThread.
     bool pending() const { return pending_; }
     // Runs a pass of everything posted (by any thread) here, completions included, unless the
-    // committer's thread is in a pass (it then takes it after its own) or caller passes are off.
+    // committer's thread is in a pass (it then takes it after its own), caller passes are off, or
+    // a fetch, an expiry or a large body is among it (then the thread takes it: HandToThread).
     void RunHere();
     // Wakes the committer's thread for what is pending.
     void HandToThread();
@@ -153,6 +154,8 @@ class QueueCommitter {
   void RunPass(std::deque<Op>& ops, bool commit_held);
   // A CallerTurn's pass (CallerTurn::RunHere).
   void RunCallersPass();
+  // ops_ holds only what a caller's pass takes (queue_committer.cc).
+  bool LightLocked() const;
   void CommitWrites(std::vector<AppendOp>& appends, std::vector<uint64_t>& deletes);
 
   std::unique_ptr<QueueStore> store_;

@@ -607,6 +607,34 @@ TEST_CASE("committer: a CallerTurn hands its pass to the thread, which also runs
   }
 }
 
+TEST_CASE("committer: a CallerTurn leaves fetches and large bodies to the thread") {
+  QueueCommitter committer(std::make_unique<MemoryQueueStore>(), NoTick());
+  QueueCommitter::CallerTurn turn(committer);
+  SUBCASE("a fetch (a reconnect's backlog)") {
+    std::promise<std::thread::id> fetched_on;
+    CHECK(committer.Fetch("r", 0, 10, 1 << 20,
+                          [&](auto) { fetched_on.set_value(std::this_thread::get_id()); }));
+    turn.RunHere();
+    CHECK(fetched_on.get_future().get() != std::this_thread::get_id());
+  }
+  SUBCASE("an append of a large body, and the small one posted with it") {
+    std::promise<std::thread::id> large_on;
+    AppendRequest large = Req("a", "r", "large");
+    large.body.assign(64 << 10 | 1, 'x');
+    CHECK(committer.Append(std::move(large), [&](const absl::StatusOr<AppendResult>&) {
+      large_on.set_value(std::this_thread::get_id());
+    }));
+    TurnAppend small;
+    small.Post(committer, "small");
+    turn.RunHere();
+    CHECK(large_on.get_future().get() != std::this_thread::get_id());
+    CHECK(process::WaitFor([&] { return small.done.load(); }, std::chrono::seconds(30)));
+    CHECK(small.done_on != std::this_thread::get_id());
+  }
+  CHECK(committer.stats().caller_passes == 0);
+  committer.Stop();
+}
+
 TEST_CASE("committer: RunHere while the thread is in a pass leaves the ops to the thread") {
   QueueCommitter committer(std::make_unique<MemoryQueueStore>(), NoTick());
   std::promise<void> entered, release;
