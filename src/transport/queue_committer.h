@@ -18,9 +18,10 @@
 // thread, and once it has no completion waiting it runs the pass there, or, if a completion is
 // waiting (load), hands the pass to this class's thread, which batches. At one envelope in flight
 // the hub's two thread hand-offs per envelope (read, then commit and push) become none
-// (bench/RESULTS.md, seventeenth session). While such a pass runs (a commit, a WAL checkpoint's
-// second pass, a large fetch) that thread serves no stream: worth it only while commits are
-// cheap, so `caller_passes` is off when each commit syncs the disk (synchronous=FULL).
+// (bench/RESULTS.md, seventeenth session). While such a pass runs (a commit, now and then a WAL
+// checkpoint's second pass) that thread serves no stream: worth it only while passes are short,
+// so a caller's pass takes small appends and deletes only (fetches, expiry and large bodies go to
+// the thread), and `caller_passes` is off when each commit syncs the disk (synchronous=FULL).
 #pragma once
 
 #include <array>
