@@ -77,7 +77,6 @@ void QueueCommitter::CallerTurn::HandToThread() {
 }
 
 void QueueCommitter::CallerTurn::RunHere() {
-  if (!committer_.options_.caller_passes) return HandToThread();
   pending_ = false;
   committer_.RunCallersPass();
 }
@@ -99,8 +98,8 @@ void QueueCommitter::RunCallersPass() {
     std::lock_guard lock(mu_);
     if (stopping_) return;  // the thread's last pass takes everything
     if (in_pass_) return;   // the thread's pass; it looks for more after it, unwoken
-    if (!LightLocked()) {
-      cv_.notify_one();
+    if (!options_.caller_passes || !LightLocked()) {
+      cv_.notify_one();  // the thread takes it (CallerTurn::HandToThread)
       return;
     }
     in_pass_ = true;

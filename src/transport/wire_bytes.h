@@ -70,10 +70,18 @@ inline grpc::ByteBuffer BufferOf(const std::string& bytes) {
   return grpc::ByteBuffer(&slice, 1);
 }
 
-// grpc.health.v1 HealthCheckRequest{service = 1}: one length byte, so names up to 127 bytes.
+inline void AppendVarint(std::string& out, uint64_t v) {
+  for (; v >= 0x80; v >>= 7) out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+  out.push_back(static_cast<char>(v));
+}
+
+// grpc.health.v1 HealthCheckRequest{service = 1}.
 inline std::string HealthCheckRequestBytes(const std::string& service) {
-  if (service.empty()) return {};
-  return std::string{'\x0a', static_cast<char>(service.size())} + service;
+  std::string out;
+  if (service.empty()) return out;
+  out.push_back('\x0a');
+  AppendVarint(out, service.size());
+  return out + service;
 }
 
 }  // namespace nodelink::transport

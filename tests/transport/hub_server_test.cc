@@ -239,6 +239,8 @@ TEST_CASE("hub: health SERVING and reflection, reachable without a client certif
   REQUIRE(service.ok());
   CHECK(*service == ServingStatus::kServing);
   CHECK(CheckHealth(probe, "no.such.Service").status().code() == absl::StatusCode::kNotFound);
+  // A name longer than 127 bytes (its length is a two-byte varint) is asked about too.
+  CHECK(CheckHealth(probe, std::string(200, 's')).status().code() == absl::StatusCode::kNotFound);
   auto services = ListServices(probe);
   REQUIRE_MESSAGE(services.ok(), services.status().ToString());
   auto has = [&](const std::string& s) {
