@@ -233,8 +233,15 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
   cq_thread_ = std::thread([this] {
     core::NameThisThread("nl-hub-cq");
     // What the streams post to the queue committer is committed here once no completion waits
-    // (light load: no thread hand-off), or by its thread when one does (load: it batches).
+    // (light load: no thread hand-off), or by its thread under load (it batches). Load is more
+    // than one envelope posted, or more than two completions come while one waits. A completion
+    // or two are not: at one envelope in flight they are a receipt or a write's end that came
+    // just as the envelope was read; they are served first (a receipt's delete then rides in the
+    // same pass) rather than handing the pass to the thread, a wake-up on the envelope's path
+    // (bench/RESULTS.md, eighteenth session).
+    constexpr int kServedBeforeHandOff = 2;
     QueueCommitter::CallerTurn turn(*committer_);
+    int served_while_pending = 0;
     void* tag = nullptr;
     bool ok = false;
     for (;;) {
@@ -242,10 +249,17 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
         const auto next = cq_->AsyncNext(&tag, &ok, gpr_inf_past(GPR_CLOCK_MONOTONIC));
         if (next == grpc::CompletionQueue::TIMEOUT) {
           turn.RunHere();
+          served_while_pending = 0;
           continue;
         }
-        turn.HandToThread();
-        if (next == grpc::CompletionQueue::SHUTDOWN) return;
+        if (next == grpc::CompletionQueue::SHUTDOWN) {
+          turn.HandToThread();
+          return;
+        }
+        if (turn.posted() > 1 || ++served_while_pending > kServedBeforeHandOff) {
+          turn.HandToThread();
+          served_while_pending = 0;
+        }
       } else if (!cq_->Next(&tag, &ok)) {
         return;
       }

@@ -52,7 +52,7 @@ bool QueueCommitter::Post(Op op) {
       wake = ++posted_deletes_ >= options_.max_batch;
       if (wake) posted_deletes_ = 0;
     } else if (turn != nullptr) {
-      turn->pending_ = true;
+      ++turn->posted_;
     }
     ops_.push_back(std::move(op));
     if (wake) ++stats_.posts_waking_thread;
@@ -68,16 +68,16 @@ QueueCommitter::CallerTurn::CallerTurn(QueueCommitter& committer) : committer_(c
 
 QueueCommitter::CallerTurn::~CallerTurn() {
   t_turn = nullptr;
-  if (pending_) HandToThread();
+  if (pending()) HandToThread();
 }
 
 void QueueCommitter::CallerTurn::HandToThread() {
-  pending_ = false;
+  posted_ = 0;
   committer_.cv_.notify_one();
 }
 
 void QueueCommitter::CallerTurn::RunHere() {
-  pending_ = false;
+  posted_ = 0;
   committer_.RunCallersPass();
 }
 

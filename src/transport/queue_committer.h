@@ -15,10 +15,11 @@
 // answer as duplicates (PROTOCOL 7); nothing is lost, and nothing `Accepted` waits for the hold.
 //
 // The hub's completion-queue thread can take a pass itself (CallerTurn): what it posts wakes no
-// thread, and once it has no completion waiting it runs the pass there, or, if a completion is
-// waiting (load), hands the pass to this class's thread, which batches. At one envelope in flight
-// the hub's two thread hand-offs per envelope (read, then commit and push) become none
-// (bench/RESULTS.md, seventeenth session). While such a pass runs (a commit, now and then a WAL
+// thread, and once it has no completion waiting it runs the pass there, or, under load (more
+// than one envelope posted, or more than two completions served while one waits), hands the pass
+// to this class's thread, which batches. At one envelope in flight the hub's two thread
+// hand-offs per envelope (read, then commit and push) become none (bench/RESULTS.md, seventeenth
+// and eighteenth sessions). While such a pass runs (a commit, now and then a WAL
 // checkpoint's second pass) that thread serves no stream: worth it only while passes are short,
 // so a caller's pass takes small appends and deletes only (fetches, expiry and large bodies go to
 // the thread), and `caller_passes` is off when each commit syncs the disk (synchronous=FULL).
@@ -105,8 +106,10 @@ class QueueCommitter {
     CallerTurn(const CallerTurn&) = delete;
     CallerTurn& operator=(const CallerTurn&) = delete;
 
-    // Something was posted on this thread since the last RunHere or HandToThread.
-    bool pending() const { return pending_; }
+    // Something was posted on this thread since the last RunHere or HandToThread (deletes, which
+    // wait for a pass to join, do not count), and how many operations.
+    bool pending() const { return posted_ > 0; }
+    size_t posted() const { return posted_; }
     // Runs a pass of everything posted (by any thread) here, completions included, unless the
     // committer's thread is in a pass (it then takes it after its own), caller passes are off, or
     // a fetch, an expiry or a large body is among it (then the thread takes it: HandToThread).
@@ -117,7 +120,7 @@ class QueueCommitter {
    private:
     friend class QueueCommitter;
     QueueCommitter& committer_;
-    bool pending_ = false;
+    size_t posted_ = 0;
   };
 
   CommitterStats stats() const;

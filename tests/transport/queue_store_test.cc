@@ -561,8 +561,12 @@ TEST_CASE("committer: a CallerTurn's appends wake no thread and commit where it 
       QueueCommitter::CallerTurn turn(committer);
       a.Post(committer, "1");
       CHECK(turn.pending());
+      CHECK(turn.posted() == 1);  // the hub's completion-queue loop reads more than one as load
+      REQUIRE(committer.Delete(1));
+      CHECK(turn.posted() == 1);  // a delete waits for a pass to join: not counted
       turn.RunHere();
       CHECK_FALSE(turn.pending());
+      CHECK(turn.posted() == 0);
     }
     CHECK(process::WaitFor([&] { return a.done.load(); }, std::chrono::seconds(30)));
     const CommitterStats st = committer.stats();
