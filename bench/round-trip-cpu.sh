@@ -22,16 +22,35 @@ participant sink --role "${raw}echo" --concurrency 1 >"$work/echo.out" 2>&1 &
 echo_pid=$!
 pids+=("$echo_pid")
 for _ in $(seq 200); do grep -q ready "$work/echo.out" && break; sleep 0.1; done
-hub0=$(cpu "$hub") echo0=$(cpu "$echo_pid")
+# Sampled without starting a process (an awk and a sleep per sample took ~8 % of the two cores,
+# which the round trips then waited for): bash builtins only, a read with a timeout as the nap.
+cpu_into() {  # cpu_into VAR PID: the process's user + system clock ticks, if it still runs
+  local stat
+  read -r stat <"/proc/$2/stat" 2>/dev/null || return 0
+  local fields=(${stat##*) })
+  printf -v "$1" '%d' $((fields[11] + fields[12]))
+}
+reported() {
+  local line
+  while IFS= read -r line; do [[ $line == *'"replies"'* ]] && return 0; done <"$work/requester.out"
+  return 1
+}
+exec {nap}<> <(:)
+hub0=0 echo0=0 h=0 e=0 r=0
+cpu_into hub0 "$hub"
+cpu_into echo0 "$echo_pid"
+: >"$work/requester.out"  # exists before the first sample reads it
 participant source --role "${raw}requester" --peer sink --concurrency 1 \
   ${NODELINK_LATENCY_LOG:+--latency-log "$NODELINK_LATENCY_LOG"} >"$work/requester.out" 2>&1 &
 requester=$!
 pids+=("$requester")
 # Sample until the requester reports: its figures are its last sample before it exits.
-while ! grep -q '"replies"' "$work/requester.out"; do
+while ! reported; do
   kill -0 "$requester" 2>/dev/null || { cat "$work/requester.out" >&2; exit 1; }
-  h=$(cpu "$hub") e=$(cpu "$echo_pid") r=$(cpu "$requester")
-  sleep 0.05
+  cpu_into h "$hub"
+  cpu_into e "$echo_pid"
+  cpu_into r "$requester"
+  read -r -t 0.05 -u "$nap" _ || true
 done
 python3 - "$work/requester.out" "$count" $((h - hub0)) $((e - echo0)) "$r" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
