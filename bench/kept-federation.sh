@@ -16,7 +16,15 @@ trap cleanup EXIT
 raw=""
 if [[ $queue == raw ]]; then queue=memory raw=raw-; fi
 
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }  # clock ticks
+# A process's user + system clock ticks, read with builtins only (round-trip-cpu.sh samples every
+# 50 ms, where an awk per sample took cores the round trips waited for). Unset if it has ended.
+cpu_into() {  # cpu_into VAR PID
+  local stat
+  read -r stat <"/proc/$2/stat" 2>/dev/null || return 0
+  local fields=(${stat##*) })
+  printf -v "$1" '%d' $((fields[11] + fields[12]))
+}
+cpu() { local ticks=0; cpu_into ticks "$1"; echo "$ticks"; }
 participant() {  # run with &: exec makes $! the participant itself
   exec "$bin/nodelink-bench" participant --store "$fed/$1.db" --passphrase-file "$fed/passphrase" \
     --hub "127.0.0.1:$port" --tag "$tag" --count "$count" --size "$size" \

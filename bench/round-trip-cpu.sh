@@ -22,14 +22,9 @@ participant sink --role "${raw}echo" --concurrency 1 >"$work/echo.out" 2>&1 &
 echo_pid=$!
 pids+=("$echo_pid")
 for _ in $(seq 200); do grep -q ready "$work/echo.out" && break; sleep 0.1; done
-# Sampled without starting a process (an awk and a sleep per sample took ~8 % of the two cores,
-# which the round trips then waited for): bash builtins only, a read with a timeout as the nap.
-cpu_into() {  # cpu_into VAR PID: the process's user + system clock ticks, if it still runs
-  local stat
-  read -r stat <"/proc/$2/stat" 2>/dev/null || return 0
-  local fields=(${stat##*) })
-  printf -v "$1" '%d' $((fields[11] + fields[12]))
-}
+# Sampled without starting a process (an awk, a grep and a sleep per sample took ~8 % of the two
+# cores, which the round trips then waited for): bash builtins only, a read with a timeout as the
+# nap.
 reported() {
   local line
   while IFS= read -r line; do [[ $line == *'"replies"'* ]] && return 0; done <"$work/requester.out"
