@@ -233,11 +233,11 @@ absl::Status HubServer::Impl::Init(HubServerOptions options) {
   cq_thread_ = std::thread([this] {
     core::NameThisThread("nl-hub-cq");
     // What the streams post to the queue committer is committed here once no completion waits
-    // (light load: no thread hand-off), or by its thread under load (it batches). Load is more
-    // than one envelope posted, or more than two completions come while one waits. A completion
-    // or two are not: at one envelope in flight they are a receipt or a write's end that came
-    // just as the envelope was read; they are served first (a receipt's delete then rides in the
-    // same pass) rather than handing the pass to the thread, a wake-up on the envelope's path
+    // (light load: no thread hand-off), or by its thread under load (it batches): completions
+    // waiting while more than one envelope is posted, or a third completion before the pass. One
+    // or two are not load: at one envelope in flight they are a receipt or a write's end that
+    // came just as the envelope was read, served first (a receipt's delete then rides in the
+    // same pass) rather than handing the pass over, a wake-up on the envelope's path
     // (bench/RESULTS.md, eighteenth session).
     constexpr int kServedBeforeHandOff = 2;
     QueueCommitter::CallerTurn turn(*committer_);
