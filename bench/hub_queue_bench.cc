@@ -78,6 +78,35 @@ BENCHMARK(BM_QueueAppendThenDelete)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
+// Args: durable (0/1). The hub's pass at one envelope in flight: one transaction with one append
+// and the delete of the envelope before it (a receipt's delete rides with the next append).
+void BM_QueueCommitOneAppend(benchmark::State& state) {
+  const bool durable = state.range(0) != 0;
+  process::TempDir dir;
+  std::unique_ptr<QueueStore> store = MakeStore(durable, dir.path());
+  AppendRequest r;
+  r.sender = "node-a";
+  r.recipient = "node-b";
+  r.now_ms = 1;
+  r.expires_at_ms = ~uint64_t{0} >> 1;
+  r.body = std::string(200, 'e');
+  uint64_t serial = 0;
+  std::vector<uint64_t> deletes;
+  for (auto _ : state) {
+    r.message_id = std::to_string(++serial);
+    r.message_id.resize(16, '-');
+    auto results = store->Commit({&r, 1}, deletes, QueueBounds{});
+    if (!results.ok() || results->size() != 1) std::abort();
+    deletes.assign(1, results->front().id);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_QueueCommitOneAppend)
+    ->ArgNames({"durable"})
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 }  // namespace nodelink::transport
 

@@ -17,6 +17,7 @@
 #include "messages/names.h"
 #include "nodelink/v1/hub.grpc.pb.h"
 #include "spdlog/spdlog.h"
+#include "transport/abseil_mode.h"
 #include "transport/identity.h"
 
 namespace nodelink::transport {
@@ -535,6 +536,7 @@ HubClient::~HubClient() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<HubClient>> HubClient::Start(
     HubClientOptions options, std::function<void(v1::Envelope)> on_envelope) {
+  SkipAbseilDeadlockDetection();
   auto impl = std::make_shared<Impl>(std::move(options), std::move(on_envelope));
   if (absl::Status s = impl->Init(); !s.ok()) return s;
   return std::unique_ptr<HubClient>(new HubClient(std::move(impl)));

@@ -19,6 +19,7 @@
 #include "core/thread_name.h"
 #include "messages/names.h"
 #include "spdlog/spdlog.h"
+#include "transport/abseil_mode.h"
 #include "transport/hub_health.h"
 #include "transport/hub_stream.h"
 #include "transport/identity.h"
@@ -353,6 +354,7 @@ HubServer::HubServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HubServer::~HubServer() = default;
 
 absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(HubServerOptions options) {
+  SkipAbseilDeadlockDetection();
   auto impl = std::make_unique<Impl>();
   NL_RETURN_IF_ERROR(impl->Init(std::move(options)));
   return std::unique_ptr<HubServer>(new HubServer(std::move(impl)));

@@ -214,7 +214,10 @@ json Bench::SecureSum(int parties) {
     }
     daemons.push_back(fed_.StartNode(id, {"--researcher", kResearcher, "--co-party", "*"}));
   }
-  const bool connected = fed_.NodesConnected(ids, std::chrono::seconds(60));
+  // A daemon that could not start (Subprocess printed why) fails the run now, not after the wait.
+  const bool started =
+      std::all_of(daemons.begin(), daemons.end(), [](const auto& d) { return d != nullptr; });
+  const bool connected = started && fed_.NodesConnected(ids, std::chrono::seconds(60));
   const std::vector<std::string> argv =
       fed_.ParticipantCommand(fed_.Tool("nodelink-researcher"), {"secure-sum"}, kResearcher,
                               {"--parties", list, "--timeout", "60", "--json"});
@@ -235,7 +238,9 @@ json Bench::SecureSum(int parties) {
   if (!rc || *rc != 0 || result.is_discarded() || !result.value("ok", false) ||
       result["sum"][0].get<std::string>() != std::to_string(expected)) {
     failed_ = true;
-    out["error"] = connected ? "the secure sum failed: " + text : "the daemons did not connect";
+    out["error"] = !started    ? "cannot start " + fed_.Tool("nodelink-node")
+                   : connected ? "the secure sum failed: " + text
+                               : "the daemons did not connect";
     return out;
   }
   out["elapsed_ms"] = result["elapsed_ms"];
