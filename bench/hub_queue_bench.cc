@@ -105,6 +105,7 @@ BENCHMARK(BM_QueueCommitOneAppend)
     ->ArgNames({"durable"})
     ->Arg(0)
     ->Arg(1)
+    ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
