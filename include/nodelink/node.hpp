@@ -151,7 +151,9 @@ class Node {
   // Opens the store, checks that it holds an identity with a certificate and the federation CA,
   // and starts connecting to the hub (Start does not wait for the connection: WaitConnected).
   // Errors say what to fix: a missing or locked store, a wrong passphrase, no certificate yet
-  // (`nodelink-keys import-cert`), an insecure non-loopback address.
+  // (`nodelink-keys import-cert`), an insecure non-loopback address. Process-wide side effect:
+  // turns off Abseil's debug lock-order check, which Debian's Abseil runs on every absl::Mutex
+  // acquisition and which aborts on a cycle (src/transport/abseil_mode.h).
   static absl::StatusOr<std::unique_ptr<Node>> Start(NodeOptions options);
   ~Node();  // Stop()
 
