@@ -27,6 +27,19 @@ std::unique_ptr<QueueStore> MakeStore(bool durable, const std::string& dir) {
   return *std::move(store);
 }
 
+// An envelope from node-a to node-b that never expires, with a unique 16-byte message id.
+AppendRequest MakeAppend(uint64_t serial, const std::string& body) {
+  AppendRequest r;
+  r.sender = "node-a";
+  r.recipient = "node-b";
+  r.message_id = std::to_string(serial);
+  r.message_id.resize(16, '-');
+  r.now_ms = 1;
+  r.expires_at_ms = ~uint64_t{0} >> 1;
+  r.body = body;
+  return r;
+}
+
 // Args: durable (0/1), body bytes. Each iteration appends 256 envelopes at once (as many
 // senders do), waits for every Accepted-ready completion, then deletes them (Delivered).
 void BM_QueueAppendThenDelete(benchmark::State& state) {
@@ -43,19 +56,12 @@ void BM_QueueAppendThenDelete(benchmark::State& state) {
     int done = 0;
     std::vector<uint64_t> ids(kBatch, 0);
     for (int i = 0; i < kBatch; ++i) {
-      AppendRequest r;
-      r.sender = "node-a";
-      r.recipient = "node-b";
-      r.message_id = std::to_string(++serial);
-      r.message_id.resize(16, '-');
-      r.now_ms = 1;
-      r.expires_at_ms = ~uint64_t{0} >> 1;
-      r.body = body;
-      committer.Append(std::move(r), [&, i](const absl::StatusOr<AppendResult>& result) {
-        std::lock_guard lock(mu);
-        if (result.ok()) ids[static_cast<size_t>(i)] = result->id;
-        if (++done == kBatch) cv.notify_all();
-      });
+      committer.Append(MakeAppend(++serial, body),
+                       [&, i](const absl::StatusOr<AppendResult>& result) {
+                         std::lock_guard lock(mu);
+                         if (result.ok()) ids[static_cast<size_t>(i)] = result->id;
+                         if (++done == kBatch) cv.notify_all();
+                       });
     }
     {
       std::unique_lock lock(mu);
@@ -84,17 +90,11 @@ void BM_QueueCommitOneAppend(benchmark::State& state) {
   const bool durable = state.range(0) != 0;
   process::TempDir dir;
   std::unique_ptr<QueueStore> store = MakeStore(durable, dir.path());
-  AppendRequest r;
-  r.sender = "node-a";
-  r.recipient = "node-b";
-  r.now_ms = 1;
-  r.expires_at_ms = ~uint64_t{0} >> 1;
-  r.body = std::string(200, 'e');
+  const std::string body(200, 'e');
   uint64_t serial = 0;
   std::vector<uint64_t> deletes;
   for (auto _ : state) {
-    r.message_id = std::to_string(++serial);
-    r.message_id.resize(16, '-');
+    const AppendRequest r = MakeAppend(++serial, body);
     auto results = store->Commit({&r, 1}, deletes, QueueBounds{});
     if (!results.ok() || results->size() != 1) std::abort();
     deletes.assign(1, results->front().id);

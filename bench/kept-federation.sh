@@ -17,7 +17,8 @@ raw=""
 if [[ $queue == raw ]]; then queue=memory raw=raw-; fi
 
 # A process's user + system clock ticks, read with builtins only (round-trip-cpu.sh samples every
-# 50 ms, where an awk per sample took cores the round trips waited for). Unset if it has ended.
+# 50 ms, where an awk per sample took cores the round trips waited for). VAR keeps its value if
+# the process has ended (round-trip-cpu.sh relies on that for the requester's last sample).
 cpu_into() {  # cpu_into VAR PID
   local stat
   read -r stat <"/proc/$2/stat" 2>/dev/null || return 0
