@@ -92,6 +92,11 @@ struct NodeOptions {
   // enough for a secure-aggregation party to wait for its co-parties.
   uint64_t handler_deadline_ms = 300'000;
   uint32_t reconnect_max_backoff_ms = 5'000;
+  // fsync every key-store commit (SQLite synchronous=FULL), so that what this node received and
+  // acknowledged survives power loss and kernel crashes, not only a killed process (the
+  // default). Costs one fsync per commit (bench/RESULTS.md). The hub's queue has the same choice
+  // (nodelink-hub --sqlite-synchronous).
+  bool store_sync_every_commit = false;
 
   // Secure aggregation, party side (PROTOCOL.md section 8). Researchers and co-parties come from
   // the key store (`nodelink-keys trust researcher|approve`) plus these lists ("*" in

@@ -140,14 +140,14 @@ void ConfigureConnection(SQLite::Database& db) {
 }
 
 // Switches to WAL (writes the file header, so only after the key was verified).
-absl::Status EnableWal(SQLite::Database& db, const std::string& path) {
+absl::Status EnableWal(SQLite::Database& db, const std::string& path, bool sync_every_commit) {
   std::string mode = db.execAndGet("PRAGMA journal_mode").getString();
   if (mode != "wal") mode = db.execAndGet("PRAGMA journal_mode = WAL").getString();
   if (mode != "wal") {
     return absl::FailedPreconditionError("key store " + path +
                                          " cannot use WAL mode (journal_mode is " + mode + ")");
   }
-  db.exec("PRAGMA synchronous = NORMAL");
+  db.exec(sync_every_commit ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
   // Keeps an idle WAL from growing without bound; checkpoints still erase on demand. Above what
   // one checkpoint cycle writes (core/wal_checkpointer.h: 1,000 frames and those committed
   // during pass 1, ~4.2 MB): at 4 MiB every restart truncated the file, on the commit path.
@@ -253,7 +253,7 @@ absl::StatusOr<std::unique_ptr<KeyStore>> KeyStore::Create(const std::string& pa
   try {
     db = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE, options.busy_timeout_ms);
     ConfigureConnection(*db);
-    status = EnableWal(*db, path);
+    status = EnableWal(*db, path, options.sync_every_commit);
     if (status.ok()) {
       SQLite::Transaction tx(*db, SQLite::TransactionBehavior::IMMEDIATE);
       db->exec("PRAGMA application_id = " + std::to_string(kApplicationId));
@@ -347,7 +347,7 @@ absl::StatusOr<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& path
                                  "(nodelink-keys channels drop --all)");
     }
     // 2. Writes: WAL, the write lock (fails cleanly if another process holds it), migrations.
-    NL_RETURN_IF_ERROR(EnableWal(*db, path));
+    NL_RETURN_IF_ERROR(EnableWal(*db, path, options.sync_every_commit));
     int version = header.schema_version;
     {
       SQLite::Transaction tx(*db, SQLite::TransactionBehavior::IMMEDIATE);

@@ -68,6 +68,11 @@ struct StoreOptions {
   const core::Clock* clock = nullptr;  // null: the system clock
   // The schema migrations; null: DefaultMigrations(). Tests pass their own to exercise the path.
   const std::vector<Migration>* migrations = nullptr;
+  // SQLite synchronous=FULL: every commit is fsynced, so it survives power loss and kernel
+  // crashes too. Off (NORMAL, in WAL mode), a commit survives a killed or crashed process, which
+  // is what the reliability tests check, and the last ones can be lost on power loss: a message
+  // the hub then deleted on this node's receipt with them.
+  bool sync_every_commit = false;
 };
 
 // The participant's own identity.

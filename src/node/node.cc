@@ -177,7 +177,9 @@ absl::Status Node::Impl::Start() {
   if (options_.store_path.empty()) return absl::InvalidArgumentError("store_path is empty");
   if (options_.hub_address.empty()) return absl::InvalidArgumentError("hub_address is empty");
   NL_ASSIGN_OR_RETURN(keys::StoreKeySource source, KeySourceOf(options_));
-  NL_ASSIGN_OR_RETURN(store_, keys::KeyStore::Open(options_.store_path, source));
+  keys::StoreOptions store_options;
+  store_options.sync_every_commit = options_.store_sync_every_commit;
+  NL_ASSIGN_OR_RETURN(store_, keys::KeyStore::Open(options_.store_path, source, store_options));
   NL_ASSIGN_OR_RETURN(keys::Identity identity, store_->LoadIdentity());
   if (identity.cert_chain_der.empty()) {
     return absl::FailedPreconditionError(

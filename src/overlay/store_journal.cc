@@ -338,24 +338,7 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
         put.exec();
       }
     }
-    auto prune = [&](const char* sql, uint64_t before) {
-      if (before == 0) return;
-      SQLite::Statement& del = Prepared(db, sql);
-      del.bind(1, static_cast<int64_t>(before));
-      del.exec();
-    };
-    prune("DELETE FROM setup_log WHERE seen_ms < ?", batch.prune_setup_log_before_ms);
-    prune("DELETE FROM answered WHERE expires_ms < ?", batch.prune_answered_before_ms);
-    if (batch.prune_sent_before_ms != 0) {
-      SQLite::Statement& del = Prepared(
-          db, "DELETE FROM sent WHERE sent_at_ms < ? RETURNING message_id, body_key IS NOT NULL");
-      del.bind(1, static_cast<int64_t>(batch.prune_sent_before_ms));
-      while (del.executeStep()) {
-        if (del.getColumn(1).getInt() != 0) {
-          files.RemoveOnCommit(SentFile(BlobOf(del.getColumn(0))));
-        }
-      }
-    }
+    PruneExpired(db, batch, files);
     return absl::OkStatus();
   });
   NL_RETURN_IF_ERROR(committed);
@@ -368,15 +351,55 @@ absl::Status StoreJournal::Commit(JournalBatch batch) {
   return absl::OkStatus();
 }
 
+bool StoreJournal::Prune::Due(uint64_t batch_before_ms) {
+  if (batch_before_ms <= before_ms) return backlog;
+  before_ms = batch_before_ms;
+  return true;
+}
+
+void StoreJournal::PruneExpired(SQLite::Database& db, const JournalBatch& batch,
+                                core::SpoolBatch& files) {
+  // Oldest first, by the tables' time indexes (schema version 3). Each statement returns a row
+  // per deleted row; for sent copies, whether a body file goes with it.
+  auto prune = [&](Prune& p, uint64_t batch_before_ms, const char* sql, bool body_files) {
+    if (!p.Due(batch_before_ms)) return;
+    SQLite::Statement& del = Prepared(db, sql);
+    del.bind(1, static_cast<int64_t>(p.before_ms));
+    del.bind(2, kPruneRowsPerCommit);
+    int deleted = 0;
+    while (del.executeStep()) {
+      ++deleted;
+      if (body_files && del.getColumn(1).getInt() != 0) {
+        files.RemoveOnCommit(SentFile(BlobOf(del.getColumn(0))));
+      }
+    }
+    p.backlog = deleted == kPruneRowsPerCommit;
+  };
+  prune(setup_log_prune_, batch.prune_setup_log_before_ms,
+        "DELETE FROM setup_log WHERE rowid IN (SELECT rowid FROM setup_log WHERE seen_ms < ? "
+        "ORDER BY seen_ms LIMIT ?) RETURNING 1",
+        false);
+  prune(answered_prune_, batch.prune_answered_before_ms,
+        "DELETE FROM answered WHERE rowid IN (SELECT rowid FROM answered WHERE expires_ms < ? "
+        "ORDER BY expires_ms LIMIT ?) RETURNING 1",
+        false);
+  prune(sent_prune_, batch.prune_sent_before_ms,
+        "DELETE FROM sent WHERE rowid IN (SELECT rowid FROM sent WHERE sent_at_ms < ? "
+        "ORDER BY sent_at_ms LIMIT ?) RETURNING message_id, body_key IS NOT NULL",
+        true);
+  prune_pending_ = setup_log_prune_.backlog || answered_prune_.backlog || sent_prune_.backlog;
+}
+
 absl::StatusOr<std::optional<SentRow>> StoreJournal::FindSent(std::string_view recipient,
                                                               ByteView message_id) {
   std::optional<SentRow> found;
   NL_RETURN_IF_ERROR(store_.WithDatabase([&](SQLite::Database& db) -> absl::Status {
     SQLite::Statement q(db,
                         "SELECT channel_id, seq, sent_at_ms, resent, inner, body_key, body_bytes "
-                        "FROM sent WHERE recipient = ? AND message_id = ?");
+                        "FROM sent WHERE recipient = ? AND message_id = ? AND sent_at_ms >= ?");
     q.bind(1, std::string(recipient));
     BindBlob(q, 2, message_id);
+    q.bind(3, static_cast<int64_t>(sent_prune_.before_ms));  // expired, if not yet deleted
     if (!q.executeStep()) return absl::OkStatus();
     SentRow row;
     row.recipient = std::string(recipient);
@@ -402,10 +425,11 @@ absl::StatusOr<std::vector<SentRow>> StoreJournal::SentOnChannel(std::string_vie
     SQLite::Statement q(db,
                         "SELECT message_id, seq, sent_at_ms, inner, body_key, body_bytes FROM "
                         "sent WHERE recipient = ? AND channel_id = ? AND seq >= ? AND resent = 0 "
-                        "ORDER BY seq");
+                        "AND sent_at_ms >= ? ORDER BY seq");
     q.bind(1, std::string(recipient));
     BindBlob(q, 2, channel_id);
     q.bind(3, static_cast<int64_t>(min_seq));
+    q.bind(4, static_cast<int64_t>(sent_prune_.before_ms));  // expired, if not yet deleted
     while (q.executeStep()) {
       SentRow row;
       row.recipient = std::string(recipient);

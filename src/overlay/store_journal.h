@@ -4,6 +4,7 @@
 // (keys/seal_contexts.h).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string_view>
 #include <unordered_map>
@@ -15,6 +16,10 @@ namespace SQLite {
 class Database;
 class Statement;
 }  // namespace SQLite
+
+namespace nodelink::core {
+class SpoolBatch;
+}  // namespace nodelink::core
 
 namespace nodelink::keys {
 class KeyStore;
@@ -41,7 +46,27 @@ class StoreJournal final : public ChannelJournal {
                                                     uint64_t now_ms) override;
   absl::StatusOr<std::vector<std::string>> TakeRenewRequests() override;
 
+  // Each commit deletes at most this many expired rows per table (sent copies, answered replies,
+  // setup-log entries). A node restarted after its rows expired, or one stopped for longer than
+  // the queue TTL, finds them all expired at once: deleted in one statement (secure_delete
+  // overwrites each), they held the first live reply's commit for as long as that takes
+  // (bench/RESULTS.md, twentieth session). The rest goes with the commits that follow.
+  static constexpr int kPruneRowsPerCommit = 256;
+  // Whether expired rows are left for later commits to delete.
+  bool PrunePending() const { return prune_pending_.load(); }
+
  private:
+  // An expiry cutoff (JournalBatch::prune_*_before_ms), kept until its rows are gone. Rows older
+  // than it are treated as deleted meanwhile. Read and written under the store's lock.
+  struct Prune {
+    uint64_t before_ms = 0;
+    bool backlog = false;  // the last pass deleted kPruneRowsPerCommit rows: there may be more
+    // Takes a batch's cutoff; whether this commit should delete rows.
+    bool Due(uint64_t batch_before_ms);
+  };
+  // Deletes a pass's share of expired rows; sent copies' body files go with the commit.
+  void PruneExpired(SQLite::Database& db, const JournalBatch& batch, core::SpoolBatch& files);
+
   // Statements of Commit and FindAnswered, prepared once and reused (at light load each commit
   // would otherwise spend more time preparing them than running them). Used only inside the
   // store's WithTransaction or WithDatabase, whose connection lock serializes them.
@@ -58,6 +83,8 @@ class StoreJournal final : public ChannelJournal {
   absl::StatusOr<std::unique_ptr<keys::StoreBodies>> bodies_;
   const SQLite::Database* statements_db_ = nullptr;
   std::unordered_map<std::string_view, std::unique_ptr<SQLite::Statement>> statements_;
+  Prune setup_log_prune_, sent_prune_, answered_prune_;
+  std::atomic<bool> prune_pending_{false};
 };
 
 }  // namespace nodelink::overlay

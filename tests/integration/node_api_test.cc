@@ -39,13 +39,16 @@ TEST_CASE("a message waiting for Receive survives a restart of its receiver") {
   TestFederation fed({"a", "b"});
   fed.StartHub();
   Node& a = fed.StartNode("a");
-  fed.StartNode("b");
+  // b fsyncs every store commit (nodelink-node --store-synchronous full), as a node run to
+  // survive power loss does; the message takes the same path.
+  auto sync_full = [](NodeOptions& o) { o.store_sync_every_commit = true; };
+  fed.StartNode("b", sync_full);
   REQUIRE(a.Send("b", {"data", "kept", "payload-1", ""}).ok());
   // Let it arrive and park, then stop b without receiving it.
   REQUIRE(process::WaitFor([&] { return fed.node("b").Stats().receive_queue == 1; },
                            std::chrono::seconds(20)));
   fed.StopNode("b");
-  Node& b = fed.StartNode("b");
+  Node& b = fed.StartNode("b", sync_full);
   auto got = b.Receive("a", "kept", std::chrono::seconds(20));
   REQUIRE(got.ok());
   CHECK(got->message.payload == "payload-1");

@@ -96,6 +96,36 @@ TEST_CASE("secure sum: k = 64, 1,000 elements; k = 2048; no reply equals a party
   }
 }
 
+TEST_CASE("nodelink-node daemons, one fsyncing every commit; --store-synchronous is checked") {
+  TestFederation fed({"lab-1", "lab-2", "lab-3"});
+  fed.StartHub();
+  fed.StartNodeProcess("lab-1", {7, 1}, {"--store-synchronous", "full"});
+  fed.StartNodeProcess("lab-2", {20, 2}, {"--store-synchronous", "normal"});
+  fed.StartNodeProcess("lab-3", {300, 3});
+  SecureSumRequest request;
+  request.parties = {"lab-1", "lab-2", "lab-3"};
+  request.element_count = 2;
+  request.timeout = std::chrono::seconds(60);
+  auto result = fed.StartNode(kResearcher).SecureSum(request);
+  REQUIRE(result.ok());
+  REQUIRE(result->ok());
+  CHECK(result->sum == std::vector<std::string>{"327", "6"});
+
+  // Anything else is bad usage (exit 2), from the command line or from --config.
+  auto bad_usage = [&](std::vector<std::string> args, const std::string& said) {
+    args.insert(args.begin(), {BinPath("nodelink-node"), "--store", fed.StorePath("lab-1"),
+                               "--passphrase-file", fed.Passphrase(), "--hub", fed.HubAddress()});
+    auto child = process::Subprocess::Start(args, {}, /*capture_stderr=*/true);
+    REQUIRE(child != nullptr);
+    CHECK(child->Wait(std::chrono::seconds(30)) == 2);
+    CHECK(child->WaitForStderrLine(said, std::chrono::seconds(5)).has_value());
+  };
+  bad_usage({"--store-synchronous", "sometimes"}, "--store-synchronous: sometimes not in");
+  const std::string config = fed.File("node.json");
+  std::ofstream(config) << R"({"store_synchronous": "always"})";
+  bad_usage({"--config", config}, "store_synchronous must be \"normal\" or \"full\"");
+}
+
 TEST_CASE("pairwise keys agree on both sides for every pair") {
   std::vector<std::string> parties = {"lab-1", "lab-2", "lab-3", "lab-4"};
   TestFederation fed(parties);

@@ -158,17 +158,29 @@ class TestFederation {
   Node& node(const std::string& id) { return *nodes_.at(id); }
   void StopNode(const std::string& id) { nodes_.erase(id); }
 
-  // A nodelink-node daemon with `input` as its secret vector, connected.
-  process::Subprocess& StartNodeProcess(const std::string& id, const std::vector<long long>& input) {
+  // A nodelink-node daemon with `input` as its secret vector and `extra_args`, connected.
+  process::Subprocess& StartNodeProcess(const std::string& id, const std::vector<long long>& input,
+                                        const std::vector<std::string>& extra_args = {}) {
     {
       std::ofstream out(File(id + ".input"));
       for (long long v : input) out << v << "\n";
     }
     std::remove(File(id + ".status").c_str());
-    auto child = process::Subprocess::Start(
-        {BinPath("nodelink-node"), "--store", StorePath(id), "--passphrase-file", Passphrase(),
-         "--hub", HubAddress(), "--input", File(id + ".input"), "--status-file",
-         File(id + ".status"), "--log-level", "warn"});
+    std::vector<std::string> argv = {BinPath("nodelink-node"),
+                                     "--store",
+                                     StorePath(id),
+                                     "--passphrase-file",
+                                     Passphrase(),
+                                     "--hub",
+                                     HubAddress(),
+                                     "--input",
+                                     File(id + ".input"),
+                                     "--status-file",
+                                     File(id + ".status"),
+                                     "--log-level",
+                                     "warn"};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    auto child = process::Subprocess::Start(argv);
     REQUIRE(child != nullptr);
     REQUIRE_MESSAGE(process::WaitFor([&] { return keys::FileExists(File(id + ".status")); },
                                      std::chrono::seconds(30)),

@@ -92,6 +92,34 @@ TEST_CASE("the WAL is checkpointed off the commit path and restarts under back-t
             .ok());
 }
 
+TEST_CASE("commits are fsynced only when asked (sync_every_commit: synchronous=FULL)") {
+  TempDir dir;
+  core::ManualClock clock;
+  const std::string path = dir.File("store.db");
+  auto synchronous = [](KeyStore& store) {
+    int mode = -1;
+    REQUIRE(store
+                .WithDatabase([&](SQLite::Database& db) {
+                  mode = db.execAndGet("PRAGMA synchronous").getInt();
+                  return absl::OkStatus();
+                })
+                .ok());
+    return mode;
+  };
+  constexpr int kNormal = 1, kFull = 2;  // SQLite's values
+  StoreOptions full = FastOptions(clock);
+  full.sync_every_commit = true;
+  {
+    auto created = KeyStore::Create(path, Pass("p"), KdfProfile::kMinimal, full);
+    REQUIRE(created.ok());
+    CHECK(synchronous(**created) == kFull);
+  }
+  CHECK(synchronous(*OpenStore(path, clock, "p")) == kNormal);  // the default
+  auto opened = KeyStore::Open(path, Pass("p"), full);
+  REQUIRE(opened.ok());
+  CHECK(synchronous(**opened) == kFull);
+}
+
 TEST_CASE("the KDF profile chosen at creation is stored and reused on open") {
   TempDir dir;
   core::ManualClock clock;

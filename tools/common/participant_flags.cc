@@ -20,6 +20,15 @@ void AddParticipantFlags(CLI::App& app, ParticipantFlags& f) {
                  "envelopes the hub may push before receipts (default 256)")
       ->check(CLI::Range(1, 65536));
   app.add_option("--workers", f.workers, "handler threads (default 4)")->check(CLI::Range(1, 256));
+  AddStoreSynchronousFlag(app, f);
+}
+
+void AddStoreSynchronousFlag(CLI::App& app, ParticipantFlags& f) {
+  app.add_option("--store-synchronous", f.store_synchronous,
+                 "normal (default): a key-store commit survives a killed process; full: each "
+                 "is fsynced and survives power loss too (run the hub with "
+                 "--sqlite-synchronous full as well)")
+      ->check(CLI::IsMember({"normal", "full"}));
 }
 
 absl::StatusOr<NodeOptions> OptionsFromFlags(const ParticipantFlags& f) {
@@ -32,6 +41,11 @@ absl::StatusOr<NodeOptions> OptionsFromFlags(const ParticipantFlags& f) {
   o.tls_server_name = f.tls_server_name;
   o.max_in_flight = f.max_in_flight;
   o.workers = f.workers;
+  if (f.store_synchronous != "normal" && f.store_synchronous != "full") {  // from a config file
+    return absl::InvalidArgumentError("store_synchronous must be \"normal\" or \"full\", not \"" +
+                                      f.store_synchronous + "\"");
+  }
+  o.store_sync_every_commit = f.store_synchronous == "full";
   if (o.passphrase_file.empty() && o.key_file.empty()) {
     const char* env = std::getenv("NODELINK_PASSPHRASE");
     if (env == nullptr || *env == '\0') {

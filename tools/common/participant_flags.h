@@ -19,10 +19,15 @@ struct ParticipantFlags {
   std::string tls_server_name;
   uint32_t max_in_flight = 256;
   size_t workers = 4;
+  std::string store_synchronous = "normal";  // "normal" | "full"
 };
 
-// Adds --store, --passphrase-file, --key-file, --hub, --insecure, --tls-server-name.
+// Adds --store, --passphrase-file, --key-file, --hub, --insecure, --tls-server-name,
+// --max-in-flight, --workers, --store-synchronous.
 void AddParticipantFlags(CLI::App& app, ParticipantFlags& flags);
+
+// --store-synchronous alone (nodelink-node, which words the other flags its own way).
+void AddStoreSynchronousFlag(CLI::App& app, ParticipantFlags& flags);
 
 // NodeOptions from the flags; the passphrase comes from NODELINK_PASSPHRASE when neither file is
 // given (the variable is cleared from the environment once read).

@@ -50,9 +50,11 @@ absl::Status ApplyConfigFile(const std::string& path, CLI::App& app,
     return absl::InvalidArgumentError(path + " is not a JSON object");
   }
   static const std::set<std::string> kKeys = {
-      "store", "passphrase_file", "key_file", "hub", "insecure", "tls_server_name",
-      "max_in_flight", "workers", "researchers", "co_parties", "min_parties", "input",
-      "status_file"};
+      "store",         "passphrase_file", "key_file",
+      "hub",           "insecure",        "tls_server_name",
+      "max_in_flight", "workers",         "store_synchronous",
+      "researchers",   "co_parties",      "min_parties",
+      "input",         "status_file"};
   for (auto it = c.begin(); it != c.end(); ++it) {
     if (kKeys.count(it.key()) == 0) {
       return absl::InvalidArgumentError(path + ": unknown key \"" + it.key() + "\"");
@@ -70,6 +72,7 @@ absl::Status ApplyConfigFile(const std::string& path, CLI::App& app,
     set("tls_server_name", "--tls-server-name", flags.tls_server_name);
     set("max_in_flight", "--max-in-flight", flags.max_in_flight);
     set("workers", "--workers", flags.workers);
+    set("store_synchronous", "--store-synchronous", flags.store_synchronous);
     set("researchers", "--researcher", researchers);
     set("co_parties", "--co-party", co_parties);
     set("min_parties", "--min-parties", min_parties);
@@ -101,8 +104,8 @@ int main(int argc, char** argv) {
   bool version = false;
   app.add_option("--config", config,
                  "JSON file with any of: store, passphrase_file, key_file, hub, insecure, "
-                 "tls_server_name, max_in_flight, workers, researchers, co_parties, min_parties, "
-                 "input, status_file (flags win)");
+                 "tls_server_name, max_in_flight, workers, store_synchronous, researchers, "
+                 "co_parties, min_parties, input, status_file (flags win)");
   app.add_flag("--version", version, "print the version and exit");
   // --store and --hub may come from the config file: check them after merging.
   app.add_option("--store", flags.store, "key store of this node (nodelink-keys init)");
@@ -116,6 +119,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 65536));
   app.add_option("--workers", flags.workers, "handler threads (default 4)")
       ->check(CLI::Range(1, 256));
+  nodelink::tools::AddStoreSynchronousFlag(app, flags);
   app.add_option("--researcher", researchers,
                  "accept secure-aggregation requests from this node id (repeatable; also "
                  "nodelink-keys trust researcher)");
