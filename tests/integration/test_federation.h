@@ -166,19 +166,10 @@ class TestFederation {
       for (long long v : input) out << v << "\n";
     }
     std::remove(File(id + ".status").c_str());
-    std::vector<std::string> argv = {BinPath("nodelink-node"),
-                                     "--store",
-                                     StorePath(id),
-                                     "--passphrase-file",
-                                     Passphrase(),
-                                     "--hub",
-                                     HubAddress(),
-                                     "--input",
-                                     File(id + ".input"),
-                                     "--status-file",
-                                     File(id + ".status"),
-                                     "--log-level",
-                                     "warn"};
+    std::vector<std::string> argv(
+        {BinPath("nodelink-node"), "--store", StorePath(id), "--passphrase-file", Passphrase(),
+         "--hub", HubAddress(), "--input", File(id + ".input"), "--status-file",
+         File(id + ".status"), "--log-level", "warn"});
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     auto child = process::Subprocess::Start(argv);
     REQUIRE(child != nullptr);
