@@ -387,7 +387,15 @@ void StoreJournal::PruneExpired(SQLite::Database& db, const JournalBatch& batch,
         "DELETE FROM sent WHERE rowid IN (SELECT rowid FROM sent WHERE sent_at_ms < ? "
         "ORDER BY sent_at_ms LIMIT ?) RETURNING message_id, body_key IS NOT NULL",
         true);
-  prune_pending_ = setup_log_prune_.backlog || answered_prune_.backlog || sent_prune_.backlog;
+}
+
+bool StoreJournal::PrunePending() {
+  bool pending = false;
+  (void)store_.WithDatabase([&](SQLite::Database&) {  // the lock the passes run under
+    pending = setup_log_prune_.backlog || answered_prune_.backlog || sent_prune_.backlog;
+    return absl::OkStatus();
+  });
+  return pending;
 }
 
 absl::StatusOr<std::optional<SentRow>> StoreJournal::FindSent(std::string_view recipient,

@@ -4,7 +4,6 @@
 // (keys/seal_contexts.h).
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <string_view>
 #include <unordered_map>
@@ -52,8 +51,8 @@ class StoreJournal final : public ChannelJournal {
   // overwrites each), they held the first live reply's commit for as long as that takes
   // (bench/RESULTS.md, twentieth session). The rest goes with the commits that follow.
   static constexpr int kPruneRowsPerCommit = 256;
-  // Whether expired rows are left for later commits to delete.
-  bool PrunePending() const { return prune_pending_.load(); }
+  // Whether expired rows are left for later commits to delete (benchmarks, tests).
+  bool PrunePending();
 
  private:
   // An expiry cutoff (JournalBatch::prune_*_before_ms), kept until its rows are gone. Rows older
@@ -84,7 +83,6 @@ class StoreJournal final : public ChannelJournal {
   const SQLite::Database* statements_db_ = nullptr;
   std::unordered_map<std::string_view, std::unique_ptr<SQLite::Statement>> statements_;
   Prune setup_log_prune_, sent_prune_, answered_prune_;
-  std::atomic<bool> prune_pending_{false};
 };
 
 }  // namespace nodelink::overlay

@@ -6,8 +6,8 @@
 #include <memory>
 #include <string>
 
+#include "../keys/store_test_support.h"  // CreateStore
 #include "core/clock.h"
-#include "core/secret_bytes.h"
 #include "keys/key_store.h"
 #include "overlay/store_journal.h"
 #include "process/temp_dir.h"
@@ -41,23 +41,13 @@ JournalBatch Rows(int first, int count, uint64_t ms) {
   return batch;
 }
 
+// A real key store and its journal, in a temporary directory.
 struct Store {
   process::TempDir dir;
   core::ManualClock clock;
-  std::unique_ptr<keys::KeyStore> store;
-  std::unique_ptr<StoreJournal> journal;
-  Store() {
-    keys::StoreOptions options;
-    options.clock = &clock;
-    auto created = keys::KeyStore::Create(
-        dir.File("store.db"),
-        keys::StoreKeySource::Passphrase(core::SecretBytes::CopyOf(AsBytes("prune test"))),
-        keys::KdfProfile::kMinimal, options);
-    REQUIRE_MESSAGE(created.ok(), created.status().ToString());
-    store = *std::move(created);
-    journal = std::make_unique<StoreJournal>(*store);
-    REQUIRE(journal->Load().ok());
-  }
+  std::unique_ptr<keys::KeyStore> store = keys::testing::CreateStore(dir.File("store.db"), clock);
+  std::unique_ptr<StoreJournal> journal = std::make_unique<StoreJournal>(*store);
+  Store() { REQUIRE(journal->Load().ok()); }
   int64_t Count(const std::string& table) {
     int64_t n = -1;
     REQUIRE(store

@@ -50,11 +50,9 @@ absl::Status ApplyConfigFile(const std::string& path, CLI::App& app,
     return absl::InvalidArgumentError(path + " is not a JSON object");
   }
   static const std::set<std::string> kKeys = {
-      "store",         "passphrase_file", "key_file",
-      "hub",           "insecure",        "tls_server_name",
-      "max_in_flight", "workers",         "store_synchronous",
-      "researchers",   "co_parties",      "min_parties",
-      "input",         "status_file"};
+      "store", "passphrase_file", "key_file", "hub", "insecure", "tls_server_name",
+      "max_in_flight", "workers", "store_synchronous", "researchers", "co_parties",
+      "min_parties", "input", "status_file"};
   for (auto it = c.begin(); it != c.end(); ++it) {
     if (kKeys.count(it.key()) == 0) {
       return absl::InvalidArgumentError(path + ": unknown key \"" + it.key() + "\"");
