@@ -5,13 +5,13 @@
 
 namespace nodelink::tools {
 
-void AddParticipantFlags(CLI::App& app, ParticipantFlags& f) {
+void AddParticipantFlags(CLI::App& app, ParticipantFlags& f, bool store_and_hub_required) {
   app.add_option("--store", f.store, "key store of this participant (nodelink-keys init)")
-      ->required();
+      ->required(store_and_hub_required);
   app.add_option("--passphrase-file", f.passphrase_file,
                  "file holding the store passphrase (else NODELINK_PASSPHRASE)");
   app.add_option("--key-file", f.key_file, "store key file (nodelink-keys init --new-key-file)");
-  app.add_option("--hub", f.hub, "hub address HOST:PORT")->required();
+  app.add_option("--hub", f.hub, "hub address HOST:PORT")->required(store_and_hub_required);
   app.add_flag("--insecure", f.insecure,
                "development only: no TLS, loopback hubs only (the hub must run --insecure too)");
   app.add_option("--tls-server-name", f.tls_server_name,
@@ -20,10 +20,6 @@ void AddParticipantFlags(CLI::App& app, ParticipantFlags& f) {
                  "envelopes the hub may push before receipts (default 256)")
       ->check(CLI::Range(1, 65536));
   app.add_option("--workers", f.workers, "handler threads (default 4)")->check(CLI::Range(1, 256));
-  AddStoreSynchronousFlag(app, f);
-}
-
-void AddStoreSynchronousFlag(CLI::App& app, ParticipantFlags& f) {
   app.add_option("--store-synchronous", f.store_synchronous,
                  "normal (default): a key-store commit survives a killed process; full: each "
                  "is fsynced and survives power loss too (run the hub with "

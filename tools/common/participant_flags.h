@@ -23,11 +23,10 @@ struct ParticipantFlags {
 };
 
 // Adds --store, --passphrase-file, --key-file, --hub, --insecure, --tls-server-name,
-// --max-in-flight, --workers, --store-synchronous.
-void AddParticipantFlags(CLI::App& app, ParticipantFlags& flags);
-
-// --store-synchronous alone (nodelink-node, which words the other flags its own way).
-void AddStoreSynchronousFlag(CLI::App& app, ParticipantFlags& flags);
+// --max-in-flight, --workers, --store-synchronous. nodelink-node passes false for the last
+// argument: its --store and --hub may come from its --config file, checked after merging.
+void AddParticipantFlags(CLI::App& app, ParticipantFlags& flags,
+                         bool store_and_hub_required = true);
 
 // NodeOptions from the flags; the passphrase comes from NODELINK_PASSPHRASE when neither file is
 // given (the variable is cleared from the environment once read).

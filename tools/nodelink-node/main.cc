@@ -105,19 +105,7 @@ int main(int argc, char** argv) {
                  "tls_server_name, max_in_flight, workers, store_synchronous, researchers, "
                  "co_parties, min_parties, input, status_file (flags win)");
   app.add_flag("--version", version, "print the version and exit");
-  // --store and --hub may come from the config file: check them after merging.
-  app.add_option("--store", flags.store, "key store of this node (nodelink-keys init)");
-  app.add_option("--passphrase-file", flags.passphrase_file, "file holding the store passphrase");
-  app.add_option("--key-file", flags.key_file, "store key file instead of a passphrase");
-  app.add_option("--hub", flags.hub, "hub address HOST:PORT");
-  app.add_flag("--insecure", flags.insecure, "development only: no TLS, loopback hubs only");
-  app.add_option("--tls-server-name", flags.tls_server_name,
-                 "expect this name in the hub certificate (testing)");
-  app.add_option("--max-in-flight", flags.max_in_flight, "envelopes in flight (default 256)")
-      ->check(CLI::Range(1, 65536));
-  app.add_option("--workers", flags.workers, "handler threads (default 4)")
-      ->check(CLI::Range(1, 256));
-  nodelink::tools::AddStoreSynchronousFlag(app, flags);
+  nodelink::tools::AddParticipantFlags(app, flags, /*store_and_hub_required=*/false);
   app.add_option("--researcher", researchers,
                  "accept secure-aggregation requests from this node id (repeatable; also "
                  "nodelink-keys trust researcher)");
