@@ -20,7 +20,8 @@ results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 run() {  # run LABEL BIN_DIR PAIR
   local line
-  line=$("$here/round-trip-cpu.sh" "$fed" "$2" "$queue" "$count" 2>/dev/null | grep '^p50')
+  line=$("$here/round-trip-cpu.sh" "$fed" "$2" "$queue" "$count" 2>/dev/null | grep '^p50') ||
+    { echo "round-trip-ab: run $1 ($2) failed; run bench/round-trip-cpu.sh alone to see why" >&2; exit 1; }
   echo "pair $3 $1: $line"
   echo "$3 $1 $line" >>"$results"
 }

@@ -124,6 +124,8 @@ TEST_CASE("nodelink-node daemons, one fsyncing every commit; --store-synchronous
   const std::string config = fed.File("node.json");
   std::ofstream(config) << R"({"store_synchronous": "always"})";
   bad_usage({"--config", config}, "store_synchronous must be \"normal\" or \"full\"");
+  std::ofstream(config) << R"({"store_synchronous": "full", "store_sync": "full"})";
+  bad_usage({"--config", config}, "unknown key \"store_sync\"");
 }
 
 TEST_CASE("pairwise keys agree on both sides for every pair") {

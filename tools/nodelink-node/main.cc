@@ -49,18 +49,11 @@ absl::Status ApplyConfigFile(const std::string& path, CLI::App& app,
   if (c.is_discarded() || !c.is_object()) {
     return absl::InvalidArgumentError(path + " is not a JSON object");
   }
-  static const std::set<std::string> kKeys = {
-      "store", "passphrase_file", "key_file", "hub", "insecure", "tls_server_name",
-      "max_in_flight", "workers", "store_synchronous", "researchers", "co_parties",
-      "min_parties", "input", "status_file"};
-  for (auto it = c.begin(); it != c.end(); ++it) {
-    if (kKeys.count(it.key()) == 0) {
-      return absl::InvalidArgumentError(path + ": unknown key \"" + it.key() + "\"");
-    }
-  }
+  std::set<std::string> unknown;  // the file's keys no setting below takes
+  for (auto it = c.begin(); it != c.end(); ++it) unknown.insert(it.key());
   try {
     auto set = [&](const char* key, const char* flag, auto& target) {
-      if (c.contains(key) && app.count(flag) == 0) c.at(key).get_to(target);
+      if (unknown.erase(key) == 1 && app.count(flag) == 0) c.at(key).get_to(target);
     };
     set("store", "--store", flags.store);
     set("passphrase_file", "--passphrase-file", flags.passphrase_file);
@@ -78,6 +71,9 @@ absl::Status ApplyConfigFile(const std::string& path, CLI::App& app,
     set("status_file", "--status-file", status_file);
   } catch (const json::exception& e) {
     return absl::InvalidArgumentError(path + ": " + e.what());
+  }
+  if (!unknown.empty()) {
+    return absl::InvalidArgumentError(path + ": unknown key \"" + *unknown.begin() + "\"");
   }
   return absl::OkStatus();
 }
