@@ -677,15 +677,15 @@ void Router::Impl::EndDispatch(const std::shared_ptr<Dispatch>& dispatch, Phase 
   // Cancelled by Stop(): the inbox row stays, so the message is handled again after a restart (a
   // request already answered is then answered from the answered log).
   if (end != Phase::kCancelled) CompleteInbox(message.inbox_id);
-  {
-    std::lock_guard lock(active_mu_);
-    active_.erase(dispatch->id());
-    if (dispatch->is_request()) {
-      requests_in_progress_.erase({message.sender, message.inner.request_id()});
-    }
-  }
-  // Counted last: a reader who sees the count also sees the reply sent and the inbox completed.
+  // Counted last, and with the dispatch's leaving the active set under one lock: a reader who
+  // sees the count also sees the reply sent and the inbox completed, and a Counters() snapshot
+  // never shows a dispatch gone but not yet counted, nor counted but still in progress.
   AtomicBodyCounters& counters = BodyCounters(message.inner.body_case());
+  std::lock_guard lock(active_mu_);
+  active_.erase(dispatch->id());
+  if (dispatch->is_request()) {
+    requests_in_progress_.erase({message.sender, message.inner.request_id()});
+  }
   switch (end) {
     case Phase::kDone:
       Inc(counters.handled);
@@ -930,11 +930,15 @@ void Router::Impl::Stop() {
 
 RouterCounters Router::Impl::Counters() const {
   RouterCounters c;
-  for (size_t i = 0; i < kBodyTypeSlots; ++i) {
-    const AtomicBodyCounters& a = body_counters_[i];
-    c.by_body_type[i] = BodyTypeCounters{
-        Get(a.handled),    Get(a.failed),  Get(a.timed_out),        Get(a.cancelled),
-        Get(a.no_handler), Get(a.expired), Get(a.answered_from_log)};
+  {
+    std::lock_guard lock(active_mu_);  // a dispatch's end count and its leaving, seen together
+    c.dispatches_in_progress = active_.size();
+    for (size_t i = 0; i < kBodyTypeSlots; ++i) {
+      const AtomicBodyCounters& a = body_counters_[i];
+      c.by_body_type[i] = BodyTypeCounters{
+          Get(a.handled),    Get(a.failed),  Get(a.timed_out),        Get(a.cancelled),
+          Get(a.no_handler), Get(a.expired), Get(a.answered_from_log)};
+    }
   }
   c.submitted = Get(submitted_);
   c.acknowledged = Get(acknowledged_);
@@ -944,10 +948,6 @@ RouterCounters Router::Impl::Counters() const {
   c.inbox_overflow = Get(inbox_overflow_);
   c.submitted_after_stop = Get(submitted_after_stop_);
   for (size_t i = 0; i < open_outcomes_.size(); ++i) c.open_outcomes[i] = Get(open_outcomes_[i]);
-  {
-    std::lock_guard lock(active_mu_);
-    c.dispatches_in_progress = active_.size();
-  }
   c.queued_work = executor_.QueuedTasks();
   c.repeats_in_progress = Get(repeats_in_progress_);
   c.requests_unanswered = Get(requests_unanswered_);
