@@ -22,8 +22,10 @@
 //                                 std::chrono::seconds(5));
 //
 // Thread safety: every method may be called from any thread. Handlers run on the node's workers,
-// one at a time per sender, senders in parallel; a handler must not block waiting for other
-// messages (use Receive from an application thread instead).
+// one at a time per sender, senders in parallel (a message that arrives alone is handled on the
+// thread that read it from the hub, which saves a thread hand-off; if its handler runs longer than
+// 2 ms, the node's other reading thread takes over the stream). A handler must not block waiting
+// for other messages (use Receive from an application thread instead).
 #pragma once
 
 #include <chrono>
@@ -149,6 +151,9 @@ struct NodeStats {
   uint64_t handled = 0;
   uint64_t handler_failures = 0;
   uint64_t receive_queue = 0;  // messages waiting for Receive
+  // Messages handled on the thread that read them from the hub (those that arrive alone) whose
+  // handling outlasted 2 ms, so that the node's second reading thread took over the stream.
+  uint64_t reader_takeovers = 0;
 };
 
 class Node {

@@ -274,9 +274,11 @@ absl::Status Node::Impl::Start() {
   hub_options.clock = &clock_;
   hub_options.tls_target_name_override = options_.tls_server_name;
   router::Router* router = router_.get();
-  NL_ASSIGN_OR_RETURN(hub_, transport::HubClient::Start(
-                                std::move(hub_options),
-                                [router](v1::Envelope e) { router->Submit(std::move(e)); }));
+  NL_ASSIGN_OR_RETURN(hub_,
+                      transport::HubClient::Start(
+                          std::move(hub_options), [router](v1::Envelope e, bool may_run_here) {
+                            return router->SubmitFromReader(std::move(e), may_run_here);
+                          }));
   hub_for_acks_.store(hub_.get());
   link_.Attach(hub_.get());
   maintenance_ = std::thread([this] {
@@ -551,7 +553,11 @@ NodeStats Node::Stats() const {
   s.channel_unknown_acted = c.channel_unknown_acted;
   s.setups_answered_again = c.setups_answered_again;
   s.messages_resent = c.messages_resent;
-  if (impl_->hub_) s.envelopes_sent_to_hub = impl_->hub_->stats().envelopes_written;
+  if (impl_->hub_) {
+    const transport::HubClientStats hub = impl_->hub_->stats();
+    s.envelopes_sent_to_hub = hub.envelopes_written;
+    s.reader_takeovers = hub.reader_takeovers;
+  }
   s.handled = impl_->handled_.load();
   s.handler_failures = impl_->handler_failures_.load();
   std::lock_guard lock(impl_->app_mu_);

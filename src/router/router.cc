@@ -80,7 +80,7 @@ class Router::Impl : public std::enable_shared_from_this<Router::Impl> {
 
   void SetHandler(v1::Inner::BodyCase body, Handler handler, Final final);
   void Start();
-  void Submit(v1::Envelope envelope);
+  StrandExecutor::Task Submit(v1::Envelope envelope, bool may_run_here);
   void Request(const std::string& peer, v1::Inner request, uint64_t deadline_ms,
                std::function<void(RequestOutcome)> done);
   void SendAll(std::map<std::string, v1::Inner> per_party, uint64_t deadline_ms,
@@ -297,10 +297,10 @@ void Router::Impl::Start() {
   }
 }
 
-void Router::Impl::Submit(v1::Envelope envelope) {
+StrandExecutor::Task Router::Impl::Submit(v1::Envelope envelope, bool may_run_here) {
   if (stopping_.load()) {
     Inc(submitted_after_stop_);
-    return;
+    return nullptr;
   }
   Inc(submitted_);
   const uint64_t depth = inbox_depth_.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -317,8 +317,14 @@ void Router::Impl::Submit(v1::Envelope envelope) {
     }
   }
   const std::string key = OpenStrand(envelope.sender());
-  executor_.Post(
-      key, [this, envelope = std::move(envelope)]() mutable { OpenEnvelope(std::move(envelope)); });
+  StrandExecutor::Task open = [this, envelope = std::move(envelope)]() mutable {
+    OpenEnvelope(std::move(envelope));
+  };
+  // Alone (the only envelope not acknowledged): the reader opens and dispatches it itself. Under
+  // load the workers open envelopes side by side while the reader goes on reading.
+  if (may_run_here && depth == 1) return executor_.ClaimIfIdle(key, std::move(open));
+  executor_.Post(key, std::move(open));
+  return nullptr;
 }
 
 void Router::Impl::OpenEnvelope(v1::Envelope envelope) {
@@ -994,7 +1000,10 @@ void Router::SetHandler(v1::Inner::BodyCase body, Handler handler, Final final) 
   impl_->SetHandler(body, std::move(handler), std::move(final));
 }
 void Router::Start() { impl_->Start(); }
-void Router::Submit(v1::Envelope envelope) { impl_->Submit(std::move(envelope)); }
+void Router::Submit(v1::Envelope envelope) { impl_->Submit(std::move(envelope), false); }
+std::function<void()> Router::SubmitFromReader(v1::Envelope envelope, bool may_run_here) {
+  return impl_->Submit(std::move(envelope), may_run_here);
+}
 void Router::Sweep() { impl_->Sweep(); }
 void Router::Stop() { impl_->Stop(); }
 RouterCounters Router::Counters() const { return impl_->Counters(); }

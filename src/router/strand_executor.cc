@@ -72,6 +72,7 @@ bool StrandExecutor::PostImpl(const std::string& key, Task& task, Wake wake, boo
 }
 
 void StrandExecutor::Stop() {
+  if (tl_worker_of == this) core::Die("StrandExecutor::Stop called from a task");
   std::vector<std::thread> threads;
   std::vector<Task> dropped;
   {
@@ -85,6 +86,10 @@ void StrandExecutor::Stop() {
     queued_ = 0;
   }
   ready_cv_.notify_all();
+  {
+    std::unique_lock lock(mu_);
+    claimed_done_cv_.wait(lock, [this] { return claimed_running_ == 0; });
+  }
   for (std::thread& t : threads) {
     if (t.get_id() == std::this_thread::get_id())
       core::Die("StrandExecutor::Stop called from a task");
@@ -126,30 +131,75 @@ void StrandExecutor::RunWorker() {
     if (stopping_) return;
     Strand* strand = ready_.front();
     ready_.pop_front();
-    // `strand` stays valid while scheduled: DropIdleStrands keeps scheduled strands.
-    for (int turn = 0; turn < kTasksPerTurn && !strand->tasks.empty() && !stopping_; ++turn) {
-      Task task = std::move(strand->tasks.front());
-      strand->tasks.pop_front();
-      --queued_;
-      lock.unlock();
-      task();
-      task = nullptr;  // release captures before taking the lock again
-      lock.lock();
-      if (tl_wakes_owed > 0) {
-        // Strands the task posted with PostNext: this worker takes one of them next if its turn
-        // ends here; other workers are woken for the rest.
-        const bool turn_goes_on = turn + 1 < kTasksPerTurn && !strand->tasks.empty() && !stopping_;
-        for (size_t i = turn_goes_on ? 0 : 1; i < tl_wakes_owed; ++i) ready_cv_.notify_one();
-        tl_wakes_owed = 0;
-      }
-    }
-    if (!strand->tasks.empty() && !stopping_) {
-      ready_.push_back(strand);
-      ready_cv_.notify_one();
-    } else {
-      strand->scheduled = false;
+    RunTurn(strand, lock);  // a strand it owes itself is the next in ready_, taken above
+  }
+}
+
+bool StrandExecutor::RunTurn(Strand* strand, std::unique_lock<std::mutex>& lock) {
+  // `strand` stays valid while scheduled: DropIdleStrands keeps scheduled strands.
+  bool owes_itself = false;
+  for (int turn = 0; turn < kTasksPerTurn && !strand->tasks.empty() && !stopping_; ++turn) {
+    Task task = std::move(strand->tasks.front());
+    strand->tasks.pop_front();
+    --queued_;
+    lock.unlock();
+    task();
+    task = nullptr;  // release captures before taking the lock again
+    lock.lock();
+    if (tl_wakes_owed > 0) {
+      // Strands the task posted with PostNext: this thread takes one of them next if its turn
+      // ends here; workers are woken for the rest.
+      const bool turn_goes_on = turn + 1 < kTasksPerTurn && !strand->tasks.empty() && !stopping_;
+      for (size_t i = turn_goes_on ? 0 : 1; i < tl_wakes_owed; ++i) ready_cv_.notify_one();
+      owes_itself = !turn_goes_on;
+      tl_wakes_owed = 0;
     }
   }
+  if (!strand->tasks.empty() && !stopping_) {
+    ready_.push_back(strand);
+    ready_cv_.notify_one();
+  } else {
+    strand->scheduled = false;
+  }
+  return owes_itself && !stopping_;
+}
+
+StrandExecutor::Task StrandExecutor::ClaimIfIdle(const std::string& key, Task task) {
+  Strand* claimed = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return nullptr;  // dropped, as Post drops it
+    std::unique_ptr<Strand>& strand = strands_[key];
+    if (!strand) strand = std::make_unique<Strand>();
+    if (started_ && tl_worker_of == nullptr && !strand->scheduled && queued_ == 0) {
+      strand->tasks.push_back(std::move(task));
+      ++queued_;
+      strand->scheduled = true;
+      ++claimed_running_;
+      claimed = strand.get();
+    }
+  }
+  if (claimed == nullptr) {
+    PostImpl(key, task, Wake::kNow);
+    return nullptr;
+  }
+  return [this, claimed] { RunClaimed(claimed); };
+}
+
+void StrandExecutor::RunClaimed(Strand* strand) {
+  tl_worker_of =
+      this;  // PostNext from its tasks defers the wake-up to the turn's end, as on a worker
+  std::unique_lock lock(mu_);
+  // The claimed strand's turn, then at most one strand it owed itself (the message's dispatch):
+  // the caller is a network reader, lent, so it does not go on to other work.
+  if (RunTurn(strand, lock) && !ready_.empty()) {
+    Strand* next = ready_.front();
+    ready_.pop_front();
+    if (RunTurn(next, lock)) ready_cv_.notify_one();  // the one after is a worker's
+  }
+  tl_worker_of = nullptr;
+  --claimed_running_;
+  if (claimed_running_ == 0) claimed_done_cv_.notify_all();
 }
 
 }  // namespace nodelink::router

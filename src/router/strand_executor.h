@@ -47,8 +47,17 @@ class StrandExecutor {
   // behind nothing of its strand); otherwise returns false and leaves `task` as it was.
   bool PostNextIfIdle(const std::string& key, Task& task);
 
-  // Stops taking tasks, drops the queued ones (outside the lock), waits for running tasks to
-  // return and joins the workers. Idempotent. Must not be called from a task (aborts).
+  // For a thread that is not a worker (the one that read the task's message from the network):
+  // when `key`'s strand is idle and no task is queued anywhere, claims the strand and returns
+  // work that runs `task` on the caller's thread as a worker would, and then what the task posted
+  // with PostNext for its turn to continue (a message's dispatch after its open). Otherwise posts
+  // `task` as Post does and returns null. The caller must run the returned work exactly once.
+  // Saves a hand-off to a worker: a wake-up on the message's path.
+  Task ClaimIfIdle(const std::string& key, Task task);
+
+  // Stops taking tasks, drops the queued ones (outside the lock), waits for running tasks
+  // (claimed ones too) to return and joins the workers. Idempotent. Must not be called from a
+  // task (aborts).
   void Stop();
 
   // Tasks queued and not started, over all strands. Thread-safe.
@@ -72,6 +81,10 @@ class StrandExecutor {
   // Moves from `task` only when it is queued.
   bool PostImpl(const std::string& key, Task& task, Wake wake, bool only_if_idle = false);
   void RunWorker();
+  // Runs up to kTasksPerTurn of `strand`'s tasks, then requeues or idles it. Returns true when
+  // this thread owes itself the next ready strand (a task posted it with PostNext).
+  bool RunTurn(Strand* strand, std::unique_lock<std::mutex>& lock);
+  void RunClaimed(Strand* strand);
 
   const size_t worker_count_;
   mutable std::mutex mu_;
@@ -80,6 +93,8 @@ class StrandExecutor {
   std::deque<Strand*> ready_;
   size_t queued_ = 0;
   size_t idle_workers_ = 0;
+  size_t claimed_running_ = 0;  // ClaimIfIdle work in progress
+  std::condition_variable claimed_done_cv_;
   bool started_ = false;
   bool stopping_ = false;
   std::vector<std::thread> threads_;

@@ -18,6 +18,7 @@
 #include "nodelink/v1/hub.grpc.pb.h"
 #include "spdlog/spdlog.h"
 #include "transport/abseil_mode.h"
+#include "transport/completion_readers.h"
 #include "transport/identity.h"
 
 namespace nodelink::transport {
@@ -26,17 +27,24 @@ namespace {
 
 std::atomic<uint64_t> g_client_instances{0};
 
+// How long a push's handling may keep the thread that read it before the other reader takes over
+// the completion queue. Longer than a small message's handling on a busy two-core machine
+// (round-trip p99 2-3 ms, bench/RESULTS.md), short enough that a slow handler costs the stream
+// little.
+constexpr std::chrono::microseconds kReaderTakeoverAfter{2000};
+
 }  // namespace
 
 class HubClient::Impl {
  public:
   class Stream;
 
-  Impl(HubClientOptions options, std::function<void(v1::Envelope)> on_envelope)
+  Impl(HubClientOptions options, EnvelopeHandler on_envelope)
       : options_(std::move(options)),
         on_envelope_(std::move(on_envelope)),
         clock_(options_.clock != nullptr ? options_.clock : &core::SystemClock::Get()),
-        rng_(std::random_device{}()) {}
+        rng_(std::random_device{}()),
+        readers_(cq_, &Impl::Complete, kReaderTakeoverAfter) {}
 
   absl::Status Init();
   void Send(v1::Envelope envelope, std::function<void(HubAnswer)> done);
@@ -61,13 +69,13 @@ class HubClient::Impl {
 
   void Post(std::function<void()> task);  // runs on the transport thread
   void RunWorker();
-  void RunCompletions();  // the completion queue's thread
+  static void Complete(void* tag, bool ok);  // a completion of cq_, on a reader thread
   void StartStreamLocked();
   void WriteEntryLocked(OutboxEntry& entry);
   void Answer(const std::string& message_id, HubAnswer answer, const v1::Rejected* rejected);
 
   const HubClientOptions options_;
-  const std::function<void(v1::Envelope)> on_envelope_;
+  const EnvelopeHandler on_envelope_;
   core::Clock* const clock_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Hub::Stub> stub_;
@@ -92,13 +100,14 @@ class HubClient::Impl {
   HubClientStats stats_;
   std::thread worker_;
   grpc::CompletionQueue cq_;  // every stream's; shut down and drained by Stop()
-  std::thread cq_thread_;
+  CompletionReaders readers_;  // the two nl-hub-cq threads that take turns reading cq_
 };
 
-// One attempt: an asynchronous bidi call on the client's completion queue, whose one thread
-// (nl-hub-cq) runs every completion. Not the callback API: its two "nexting" threads per process
-// handed the poller to each other on every completion, ~10 thread runs per round trip in each
-// participant for 4 frames (bench/RESULTS.md, fifteenth session). Tags never complete inside the
+// One attempt: an asynchronous bidi call on the client's completion queue, whose polling thread
+// (one of the two nl-hub-cq, CompletionReaders) runs every completion. Not the callback API: its
+// two "nexting" threads per process handed the poller to each other on every completion, ~10
+// thread runs per round trip in each participant for 4 frames (bench/RESULTS.md, fifteenth
+// session); CompletionReaders hands over only when lent work outlasts 2 ms. Tags never complete inside the
 // call that starts them, so ops start under the locks. The call ends once its read side fails
 // and no write is outstanding: then Finish, and its status goes to the owner.
 class HubClient::Impl::Stream {
@@ -135,14 +144,20 @@ class HubClient::Impl::Stream {
     } else if (tag == &read_) {
       if (!ok) return EndReadsLocked(lock);
       lock.unlock();
-      std::optional<v1::Envelope> pushed = owner_->OnFrame(this, in_);
+      Impl* const owner = owner_;
+      std::optional<v1::Envelope> pushed = owner->OnFrame(this, in_);
       in_.Clear();
-      // Handed over here: reads of a stream complete one at a time, in order, and the next
-      // stream starts only after this one ended, so pushes arrive one at a time in hub order;
-      // the receiver's own thread hand-off is then the only one.
-      if (pushed) owner_->on_envelope_(*std::move(pushed));
+      // Handed over here, before the next read starts: reads of a stream complete one at a time,
+      // in order, and the next stream starts only after this one ended, so pushes arrive one at a
+      // time in hub order. What the receiver hands back runs on this thread, lent (see
+      // CompletionReaders), once the next read is under way.
+      PushWork work;
+      if (pushed) work = owner->on_envelope_(*std::move(pushed), owner->readers_.CanLend());
       lock.lock();
       call_->Read(&in_, &read_);
+      if (!work) return;
+      lock.unlock();  // from here on, `this` may be deleted (the other reader may end the stream)
+      owner->readers_.Lend(work);
     } else if (tag == &write_) {
       queue_.pop_front();
       writing_ = false;
@@ -249,24 +264,17 @@ absl::Status HubClient::Impl::Init() {
   }
   channel_ = grpc::CreateCustomChannel(options_.target, creds, args);
   stub_ = v1::Hub::NewStub(channel_);
+  if (absl::Status s = readers_.Start("nl-hub-cq"); !s.ok()) return s;
   worker_ = std::thread([this] {
     core::NameThisThread("nl-transport");
     RunWorker();
   });
-  cq_thread_ = std::thread([this] {
-    core::NameThisThread("nl-hub-cq");
-    RunCompletions();
-  });
   return absl::OkStatus();
 }
 
-void HubClient::Impl::RunCompletions() {
-  void* tag = nullptr;
-  bool ok = false;
-  while (cq_.Next(&tag, &ok)) {
-    const auto* t = static_cast<const Stream::Tag*>(tag);
-    t->stream->Complete(t, ok);
-  }
+void HubClient::Impl::Complete(void* tag, bool ok) {
+  const auto* t = static_cast<const Stream::Tag*>(tag);
+  t->stream->Complete(t, ok);
 }
 
 void HubClient::Impl::Post(std::function<void()> task) {
@@ -503,7 +511,9 @@ std::optional<v1::Welcome> HubClient::Impl::welcome() const {
 
 HubClientStats HubClient::Impl::stats() const {
   std::lock_guard lock(mu_);
-  return stats_;
+  HubClientStats stats = stats_;
+  stats.reader_takeovers = readers_.takeovers();
+  return stats;
 }
 
 void HubClient::Impl::Stop() {
@@ -528,14 +538,14 @@ void HubClient::Impl::Stop() {
   lock.unlock();
   if (worker_.joinable()) worker_.join();  // it deleted the last stream
   cq_.Shutdown();  // no op is outstanding: every stream ended before its deletion
-  if (cq_thread_.joinable()) cq_thread_.join();
+  readers_.Join();
 }
 
 HubClient::HubClient(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HubClient::~HubClient() { Stop(); }
 
-absl::StatusOr<std::unique_ptr<HubClient>> HubClient::Start(
-    HubClientOptions options, std::function<void(v1::Envelope)> on_envelope) {
+absl::StatusOr<std::unique_ptr<HubClient>> HubClient::Start(HubClientOptions options,
+                                                            EnvelopeHandler on_envelope) {
   SkipAbseilDeadlockDetection();
   auto impl = std::make_shared<Impl>(std::move(options), std::move(on_envelope));
   if (absl::Status s = impl->Init(); !s.ok()) return s;

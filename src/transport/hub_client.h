@@ -53,21 +53,31 @@ struct HubClientStats {
   uint64_t pushed = 0;             // envelopes the hub pushed
   uint64_t acks_sent = 0;
   uint64_t acks_dropped = 0;  // receipts for envelopes pushed on a stream that has ended
+  uint64_t reader_takeovers = 0;  // a push's handling outlasted kReaderTakeoverAfter (2 ms)
   int64_t clock_offset_ms = 0;  // this node's clock minus the hub's, at the last Welcome
 };
 
+// What on_envelope may hand back: work to run on the thread that read the push (null: none).
+using PushWork = std::function<void()>;
+// on_envelope(envelope, may_run_here): may_run_here says whether the reading thread can be lent.
+using EnvelopeHandler = std::function<PushWork(v1::Envelope, bool may_run_here)>;
+
 // Thread-safe. `done` and on_late_rejection run one at a time, in order, on a transport thread
 // owned by the client; on_envelope runs one push at a time, in arrival order, on the client's
-// completion-queue thread, which read it, concurrently with the former. None may block for long
+// completion-queue thread that read it, concurrently with the former. None may block for long
 // or call Stop().
 class HubClient {
  public:
   // on_envelope: called for each envelope the hub pushes, in arrival order, one at a time, on the
-  // client's completion-queue thread; it must not block (the node hands it to its router). The receiver later
-  // calls Acknowledge(message_id) once the outcome is durable. Errors: INVALID_ARGUMENT for an
-  // insecure client with a non-loopback target, missing ids, unusable TLS material.
+  // client's completion-queue thread; it must not block. When may_run_here, it may hand back work
+  // (the node: the push's handling, when nothing else is pending) that then runs on that thread
+  // once the stream's next read has started; if the work lasts longer than 2 ms, the client's
+  // other completion-queue thread takes over reading (CompletionReaders), so the work may take as
+  // long as it needs. The receiver later calls Acknowledge(message_id) once the outcome is
+  // durable. Errors: INVALID_ARGUMENT for an insecure client with a non-loopback target, missing
+  // ids, unusable TLS material; RESOURCE_EXHAUSTED without file descriptors for its timer.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<HubClient>> Start(
-      HubClientOptions options, std::function<void(v1::Envelope)> on_envelope);
+      HubClientOptions options, EnvelopeHandler on_envelope);
   ~HubClient();  // Stop()
 
   // Queues an envelope; kept in the outbox until Accepted/Rejected; resent (same message id) after

@@ -1,8 +1,10 @@
 // The application API of nodelink::Node against a real hub: Send/Receive by tag, handlers and
 // Request (with timeouts and typed errors), SendAll and Broadcast.
 #include <doctest/doctest.h>
+#include <pthread.h>
 
 #include <atomic>
+#include <string>
 #include <thread>
 
 #include "nodelink/errors.hpp"
@@ -120,6 +122,46 @@ TEST_CASE("SendAll and Broadcast reach every peer; an unknown peer is reported a
     REQUIRE(got.ok());
     CHECK(got->message.payload == "hello all");
   }
+}
+
+// A message alone is handled on the thread that read it from the hub (no hand-off to a worker);
+// a handler that runs long there must not hold up the node's other traffic: the hub client's
+// second reading thread takes over (transport/completion_readers.h).
+TEST_CASE("a long handler on the reading thread does not hold up other senders' requests") {
+  TestFederation fed({"a", "b", "c"});
+  fed.StartHub();
+  Node& a = fed.StartNode("a");
+  Node& b = fed.StartNode("b");
+  Node& c = fed.StartNode("c");
+  std::atomic<bool> release{false}, holding{false}, held_on_reader{false};
+  b.Handle("hold", [&](const Received&) -> HandlerResult {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    held_on_reader = std::string(name) == "nl-hub-cq";
+    holding = true;
+    process::WaitFor([&] { return release.load(); }, std::chrono::seconds(20));
+    holding = false;
+    return std::nullopt;
+  });
+  b.Handle("ping", [](const Received&) -> HandlerResult { return Message{"pong", "", "", ""}; });
+  // Channels first, so that the held message later arrives alone, with nothing else pending.
+  REQUIRE(a.Request("b", {"ping", "", "", ""}, std::chrono::seconds(20)).ok());
+  REQUIRE(c.Request("b", {"ping", "", "", ""}, std::chrono::seconds(20)).ok());
+  // Usually the first held message runs on the reading thread; a few tries make that certain.
+  for (int attempt = 0; attempt < 10 && !held_on_reader.load(); ++attempt) {
+    release = false;
+    REQUIRE(a.Send("b", {"hold", "", "", ""}).ok());
+    REQUIRE(process::WaitFor([&] { return holding.load(); }, std::chrono::seconds(20)));
+    if (held_on_reader.load()) break;
+    release = true;
+    REQUIRE(process::WaitFor([&] { return !holding.load(); }, std::chrono::seconds(20)));
+  }
+  REQUIRE(held_on_reader.load());
+  auto pong = c.Request("b", {"ping", "", "", ""}, std::chrono::seconds(20));
+  CHECK(pong.ok());
+  CHECK(holding.load());  // answered while the handler still held the reading thread
+  CHECK(b.Stats().reader_takeovers >= 1);
+  release = true;
 }
 
 }  // namespace

@@ -124,6 +124,74 @@ TEST_CASE("strand executor: PostNextIfIdle queues only behind nothing, else leav
   CHECK(runs.load() == 1);
 }
 
+TEST_CASE("strand executor: ClaimIfIdle runs a task and what it posts next on the caller") {
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<std::thread::id> open_ran{}, dispatch_ran{};
+  StrandExecutor executor(2);
+  executor.Start();
+  StrandExecutor::Task work = executor.ClaimIfIdle("open", [&] {
+    open_ran = std::this_thread::get_id();
+    // As the router's open posts the message's dispatch on another strand.
+    executor.PostNext("handle", [&] { dispatch_ran = std::this_thread::get_id(); });
+  });
+  REQUIRE(work);
+  CHECK(executor.QueuedTasks() == 1);  // claimed: queued on its strand, not handed to a worker
+  work();
+  CHECK(open_ran.load() == caller);
+  CHECK(dispatch_ran.load() == caller);
+  CHECK(executor.QueuedTasks() == 0);
+  // The strands are free again: a later claim of either succeeds.
+  StrandExecutor::Task again = executor.ClaimIfIdle("handle", [] {});
+  REQUIRE(again);
+  again();
+}
+
+TEST_CASE("strand executor: ClaimIfIdle posts instead when the strand or the executor is busy") {
+  Gate entered, release, ran_busy, ran_queued;
+  StrandExecutor executor(1);  // one worker: held by "busy", so a posted task stays queued
+  executor.Start();
+  REQUIRE(executor.Post("busy", [&] {
+    entered.Open();
+    release.Wait();
+  }));
+  REQUIRE(entered.Wait());
+  // Its strand is running: posted behind it, nothing to run here.
+  CHECK_FALSE(executor.ClaimIfIdle("busy", [&] { ran_busy.Open(); }));
+  // Another strand, but a task is queued: posted too, so the workers keep the order of arrival.
+  CHECK_FALSE(executor.ClaimIfIdle("other", [&] { ran_queued.Open(); }));
+  CHECK(executor.QueuedTasks() == 2);
+  release.Open();
+  CHECK(ran_busy.Wait());
+  CHECK(ran_queued.Wait());
+}
+
+TEST_CASE("strand executor: Stop waits for a claimed task, which then drops what it posts") {
+  Gate entered, release;
+  std::atomic<bool> work_returned{false}, returned_before_stop{false}, posted_ran{false};
+  StrandExecutor executor(1);
+  executor.Start();
+  StrandExecutor::Task work = executor.ClaimIfIdle("open", [&] {
+    entered.Open();
+    release.Wait();
+    executor.PostNext("handle", [&] { posted_ran = true; });
+    work_returned = true;
+  });
+  REQUIRE(work);
+  std::thread reader([&] { work(); });
+  REQUIRE(entered.Wait());
+  std::thread stopper([&] {
+    executor.Stop();
+    returned_before_stop = work_returned.load();
+  });
+  // Stop has begun once Post refuses; only then is the claimed task let go.
+  REQUIRE(Eventually([&] { return !executor.Post("late", [] {}); }));
+  release.Open();
+  stopper.join();
+  reader.join();
+  CHECK(returned_before_stop.load());
+  CHECK_FALSE(posted_ran.load());
+}
+
 TEST_CASE("strand executor: Stop drops queued tasks and refuses new ones") {
   StrandExecutor executor(1);
   Gate release;

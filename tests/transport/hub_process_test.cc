@@ -91,8 +91,8 @@ std::unique_ptr<HubClient> Client(const std::string& target, const std::string& 
   o.max_backoff_ms = 250;
   o.tls = Pki().FastParticipant(node);
   o.on_late_rejection = std::move(late);
-  auto c = HubClient::Start(
-      std::move(o), inbox != nullptr ? inbox->Callback() : [](v1::Envelope) {});
+  auto c = HubClient::Start(std::move(o),
+                            inbox != nullptr ? inbox->Callback() : testing::IgnorePushes());
   REQUIRE(c.ok());
   if (inbox != nullptr) inbox->Bind(c->get());
   return *std::move(c);

@@ -57,8 +57,8 @@ std::unique_ptr<HubClient> StartClient(const HubServer& hub, const std::string& 
   o.max_backoff_ms = 200;
   o.on_late_rejection = std::move(late);
   if (tls) o.tls = Pki().Material(Pki().IssueParticipant(node));
-  auto c = HubClient::Start(
-      std::move(o), inbox != nullptr ? inbox->Callback() : [](v1::Envelope) {});
+  auto c = HubClient::Start(std::move(o),
+                            inbox != nullptr ? inbox->Callback() : testing::IgnorePushes());
   REQUIRE(c.ok());
   if (inbox != nullptr) inbox->Bind(c->get());
   return *std::move(c);
@@ -489,7 +489,7 @@ TEST_CASE("hub: insecure development mode takes the identity from Hello, loopbac
   remote.target = "10.1.2.3:443";
   remote.federation = "fed";
   remote.node_id = "node-a";
-  CHECK(HubClient::Start(std::move(remote), [](v1::Envelope) {}).status().code() ==
+  CHECK(HubClient::Start(std::move(remote), testing::IgnorePushes()).status().code() ==
         absl::StatusCode::kInvalidArgument);
 }
 
@@ -500,7 +500,7 @@ TEST_CASE("hub client: Stop fails what is still in the outbox, exactly once") {
   o.node_id = "node-a";
   o.initial_backoff_ms = 10;
   o.max_backoff_ms = 20;
-  auto c = HubClient::Start(std::move(o), [](v1::Envelope) {});
+  auto c = HubClient::Start(std::move(o), testing::IgnorePushes());
   REQUIRE(c.ok());
   testing::Answers answers;
   (*c)->Send(MakeEnvelope("fed", "node-a", "node-b"), answers.Callback("1"));

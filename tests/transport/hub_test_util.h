@@ -40,6 +40,11 @@ inline v1::Envelope MakeEnvelope(const std::string& fed, const std::string& send
 }
 
 // Collects what a HubClient receives; acknowledges each envelope at once when `auto_ack`.
+// For clients whose pushes the test does not look at.
+inline transport::EnvelopeHandler IgnorePushes() {
+  return [](v1::Envelope, bool) -> transport::PushWork { return nullptr; };
+}
+
 class Inbox {
  public:
   explicit Inbox(bool auto_ack = true) : auto_ack_(auto_ack) {}
@@ -47,8 +52,8 @@ class Inbox {
     std::lock_guard lock(mu_);
     client_ = client;
   }
-  std::function<void(v1::Envelope)> Callback() {
-    return [this](v1::Envelope e) {
+  transport::EnvelopeHandler Callback() {
+    return [this](v1::Envelope e, bool) -> transport::PushWork {
       transport::HubClient* c;
       {
         std::lock_guard lock(mu_);
@@ -57,6 +62,7 @@ class Inbox {
         cv_.notify_all();
       }
       if (auto_ack_ && c != nullptr) c->Acknowledge(e.message_id());
+      return nullptr;
     };
   }
   bool WaitFor(size_t n, std::chrono::milliseconds timeout) {

@@ -235,7 +235,12 @@ absl::StatusOr<RawLink> RawConnect(const RoleFlags& f,
   o.federation = identity->federation;
   o.node_id = identity->node_id;
   o.max_in_flight = p.max_in_flight;
-  auto client = transport::HubClient::Start(std::move(o), std::move(on_envelope));
+  // Raw roles handle each push on the reading thread: they never hand back work.
+  auto client = transport::HubClient::Start(
+      std::move(o), [on = std::move(on_envelope)](v1::Envelope e, bool) -> transport::PushWork {
+        on(std::move(e));
+        return nullptr;
+      });
   if (!client.ok()) return client.status();
   if (!(*client)->WaitConnected(kConnectTimeout)) {
     return absl::UnavailableError("not connected to the hub at " + p.hub);
