@@ -318,6 +318,9 @@ void Node::Impl::Stop() {
   maintenance_wake_.notify_all();
   if (maintenance_.joinable()) maintenance_.join();
   // In dependency order: nothing new comes in, then handlers end, then the state is flushed.
+  // Handlers are cancelled first: one running on the hub client's reading thread (a message that
+  // arrived alone) holds the client's Stop until it returns.
+  if (router_) router_->BeginStop();
   link_.Detach();
   hub_for_acks_.store(nullptr);
   if (hub_) hub_->Stop();

@@ -87,6 +87,7 @@ class Router::Impl : public std::enable_shared_from_this<Router::Impl> {
                FanOutOptions options, std::function<void(FanOutResult)> done);
   void Sweep();
   void Stop();
+  void BeginStop();
   RouterCounters Counters() const;
 
   // Used by Dispatch.
@@ -920,7 +921,7 @@ void Router::Impl::CancelActive() {
   for (const std::shared_ptr<Dispatch>& dispatch : all) Interrupt(dispatch, Phase::kCancelled);
 }
 
-void Router::Impl::Stop() {
+void Router::Impl::BeginStop() {
   {
     std::unique_lock lifecycle(lifecycle_mu_);
     if (stopping_.exchange(true)) return;
@@ -928,7 +929,11 @@ void Router::Impl::Stop() {
   if (timer_) timer_->Stop();
   CancelActive();
   replies_.CancelAll();
-  executor_.Stop();  // waits for running handlers and finals
+}
+
+void Router::Impl::Stop() {
+  BeginStop();
+  executor_.Stop();  // waits for running handlers and finals (idempotent)
   // Whatever started while the first pass ran.
   CancelActive();
   replies_.CancelAll();
@@ -1006,6 +1011,7 @@ std::function<void()> Router::SubmitFromReader(v1::Envelope envelope, bool may_r
 }
 void Router::Sweep() { impl_->Sweep(); }
 void Router::Stop() { impl_->Stop(); }
+void Router::BeginStop() { impl_->BeginStop(); }
 RouterCounters Router::Counters() const { return impl_->Counters(); }
 
 void Router::Request(const std::string& peer, v1::Inner request, uint64_t deadline_ms,

@@ -127,6 +127,10 @@ class Router {
   // waited for, threads are joined. Open outcomes that complete afterwards are not acknowledged.
   // Idempotent. Must not be called from a handler.
   void Stop();
+  // Stop's first half: stops taking work and cancels what runs or waits, without waiting for
+  // anything. For the node, before it stops its hub client, whose reading thread may be running a
+  // handler (SubmitFromReader) that the cancellation lets end early. Idempotent; Stop() follows.
+  void BeginStop();
 
   RouterCounters Counters() const;
 

@@ -183,7 +183,35 @@ StrandExecutor::Task StrandExecutor::ClaimIfIdle(const std::string& key, Task ta
     PostImpl(key, task, Wake::kNow);
     return nullptr;
   }
-  return [this, claimed] { RunClaimed(claimed); };
+  // Work dropped without running hands the strand to the workers (~Claim), so that neither the
+  // sender's later tasks nor Stop() wait for it forever.
+  struct Claim {
+    Claim(StrandExecutor* e, Strand* s) : executor(e), strand(s) {}
+    Claim(const Claim&) = delete;  // one owner: its destructor releases the claim
+    Claim& operator=(const Claim&) = delete;
+    ~Claim() {
+      if (!ran) executor->ReleaseClaim(strand);
+    }
+    StrandExecutor* const executor;
+    Strand* const strand;
+    bool ran = false;
+  };
+  auto claim = std::make_shared<Claim>(this, claimed);
+  return [claim] {
+    if (std::exchange(claim->ran, true)) return;
+    claim->executor->RunClaimed(claim->strand);
+  };
+}
+
+void StrandExecutor::ReleaseClaim(Strand* strand) {
+  std::lock_guard lock(mu_);
+  if (!strand->tasks.empty() && !stopping_) {
+    ready_.push_back(strand);
+    ready_cv_.notify_one();
+  } else {
+    strand->scheduled = false;
+  }
+  if (--claimed_running_ == 0) claimed_done_cv_.notify_all();
 }
 
 void StrandExecutor::RunClaimed(Strand* strand) {
@@ -198,8 +226,7 @@ void StrandExecutor::RunClaimed(Strand* strand) {
     if (RunTurn(next, lock)) ready_cv_.notify_one();  // the one after is a worker's
   }
   tl_worker_of = nullptr;
-  --claimed_running_;
-  if (claimed_running_ == 0) claimed_done_cv_.notify_all();
+  if (--claimed_running_ == 0) claimed_done_cv_.notify_all();
 }
 
 }  // namespace nodelink::router

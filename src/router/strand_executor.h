@@ -51,7 +51,8 @@ class StrandExecutor {
   // when `key`'s strand is idle and no task is queued anywhere, claims the strand and returns
   // work that runs `task` on the caller's thread as a worker would, and then what the task posted
   // with PostNext for its turn to continue (a message's dispatch after its open). Otherwise posts
-  // `task` as Post does and returns null. The caller must run the returned work exactly once.
+  // `task` as Post does and returns null. The caller is to run the returned work once (again: a
+  // no-op); destroyed without running, it hands the strand to the workers instead.
   // Saves a hand-off to a worker: a wake-up on the message's path.
   Task ClaimIfIdle(const std::string& key, Task task);
 
@@ -85,6 +86,7 @@ class StrandExecutor {
   // this thread owes itself the next ready strand (a task posted it with PostNext).
   bool RunTurn(Strand* strand, std::unique_lock<std::mutex>& lock);
   void RunClaimed(Strand* strand);
+  void ReleaseClaim(Strand* strand);
 
   const size_t worker_count_;
   mutable std::mutex mu_;

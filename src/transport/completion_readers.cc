@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/status.h"
 #include "core/thread_name.h"
 
 namespace nodelink::transport {
@@ -17,6 +18,7 @@ CompletionReaders::CompletionReaders(grpc::CompletionQueue& cq, Handler handle,
     : cq_(cq), handle_(std::move(handle)), takeover_after_(takeover_after) {}
 
 CompletionReaders::~CompletionReaders() {
+  cq_.Shutdown();  // a no-op after the owner's; else (its start failed half-way) ends the threads
   Join();
   if (timer_fd_ >= 0) close(timer_fd_);
   if (wake_fd_ >= 0) close(wake_fd_);
@@ -26,8 +28,9 @@ absl::Status CompletionReaders::Start(const std::string& thread_name) {
   timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (timer_fd_ < 0 || wake_fd_ < 0) {
-    return absl::ResourceExhaustedError(std::string("cannot create the hub client's timer: ") +
-                                        std::strerror(errno) + "; raise the open-file limit");
+    return absl::ResourceExhaustedError(
+        std::string("cannot create the hub client's timer or wake-up descriptor: ") +
+        std::strerror(errno) + "; raise the open-file limit");
   }
   for (std::thread& t : threads_) {
     t = std::thread([this, thread_name] {
@@ -40,6 +43,9 @@ absl::Status CompletionReaders::Start(const std::string& thread_name) {
 
 void CompletionReaders::Join() {
   for (std::thread& t : threads_) {
+    if (t.get_id() == std::this_thread::get_id()) {
+      core::Die("CompletionReaders::Join called from one of its threads (a Stop from a handler?)");
+    }
     if (t.joinable()) t.join();
   }
 }
@@ -80,17 +86,24 @@ bool CompletionReaders::AwaitTurn(std::thread::id me) {
       poller_ = me;  // the first thread to start
       break;
     }
-    if (lent_ && std::chrono::steady_clock::now() - lent_since_ >= takeover_after_) {
-      poller_ = me;
-      lent_ = false;
-      ++takeovers_;
-      break;
+    int timeout_ms = -1;
+    if (lent_) {
+      const auto lent_for = std::chrono::steady_clock::now() - lent_since_;
+      if (lent_for >= takeover_after_) {
+        poller_ = me;
+        lent_ = false;
+        ++takeovers_;
+        break;
+      }
+      // The lend's timer wakes this thread; the timeout only guards against a missed expiry.
+      timeout_ms = static_cast<int>(
+          std::chrono::ceil<std::chrono::milliseconds>(takeover_after_ - lent_for).count());
     }
     lock.unlock();
     // Woken by the timer a lent thread armed, or by the queue's end. A timer that fired for a lend
     // which has since returned only makes this loop check again.
     pollfd fds[2] = {{timer_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    poll(fds, 2, -1);
+    poll(fds, 2, timeout_ms);
     DrainDescriptors();
     lock.lock();
   }

@@ -35,7 +35,8 @@ class CompletionReaders {
   // from the polling side; lent work may run beside it).
   CompletionReaders(grpc::CompletionQueue& cq, Handler handle,
                     std::chrono::microseconds takeover_after);
-  ~CompletionReaders();  // Join()
+  // Shuts the queue down (a no-op if its owner did; gRPC's Shutdown may be repeated), then Join().
+  ~CompletionReaders();
 
   CompletionReaders(const CompletionReaders&) = delete;
   CompletionReaders& operator=(const CompletionReaders&) = delete;
@@ -54,7 +55,8 @@ class CompletionReaders {
   // or while the other thread is lent, just runs it.
   void Lend(const std::function<void()>& work);
 
-  // Returns once both threads have ended: call after the queue's Shutdown().
+  // Returns once both threads have ended: call after the queue's Shutdown(). Dies when called
+  // from one of the two threads (it would wait for itself).
   void Join();
 
   // Times the standby thread took over from a lent one.

@@ -129,6 +129,8 @@ TEST_CASE("strand executor: ClaimIfIdle runs a task and what it posts next on th
   std::atomic<std::thread::id> open_ran{}, dispatch_ran{};
   StrandExecutor executor(2);
   executor.Start();
+  // Both workers asleep first: one still starting could take the posted dispatch by itself.
+  REQUIRE(Eventually([&] { return executor.IdleWorkers() == 2; }));
   StrandExecutor::Task work = executor.ClaimIfIdle("open", [&] {
     open_ran = std::this_thread::get_id();
     // As the router's open posts the message's dispatch on another strand.
@@ -163,6 +165,23 @@ TEST_CASE("strand executor: ClaimIfIdle posts instead when the strand or the exe
   release.Open();
   CHECK(ran_busy.Wait());
   CHECK(ran_queued.Wait());
+}
+
+TEST_CASE("strand executor: claimed work dropped without running goes to a worker") {
+  Gate ran;
+  std::atomic<std::thread::id> runner{};
+  StrandExecutor executor(1);
+  executor.Start();
+  {
+    StrandExecutor::Task work = executor.ClaimIfIdle("open", [&] {
+      runner = std::this_thread::get_id();
+      ran.Open();
+    });
+    REQUIRE(work);
+  }  // dropped
+  REQUIRE(ran.Wait());
+  CHECK(runner.load() != std::this_thread::get_id());
+  executor.Stop();  // returns: the dropped claim no longer counts as running
 }
 
 TEST_CASE("strand executor: Stop waits for a claimed task, which then drops what it posts") {

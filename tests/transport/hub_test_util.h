@@ -39,12 +39,12 @@ inline v1::Envelope MakeEnvelope(const std::string& fed, const std::string& send
   return e;
 }
 
-// Collects what a HubClient receives; acknowledges each envelope at once when `auto_ack`.
 // For clients whose pushes the test does not look at.
 inline transport::EnvelopeHandler IgnorePushes() {
   return [](v1::Envelope, bool) -> transport::PushWork { return nullptr; };
 }
 
+// Collects what a HubClient receives; acknowledges each envelope at once when `auto_ack`.
 class Inbox {
  public:
   explicit Inbox(bool auto_ack = true) : auto_ack_(auto_ack) {}
