@@ -90,8 +90,8 @@ class Router {
   // Submit, for the transport's reading thread when it can be lent (may_run_here, see
   // transport::HubClient): an envelope alone (the only one not acknowledged) whose sender has
   // nothing queued or running is not queued; the returned work opens and dispatches it (handler
-  // included) on the caller's thread, which must run it exactly once. Otherwise as Submit, and
-  // returns null.
+  // included) on the caller's thread, which is to run it once (dropped unrun, it goes to a
+  // worker). Otherwise as Submit, and returns null.
   std::function<void()> SubmitFromReader(v1::Envelope envelope, bool may_run_here);
 
   // Sends `request` to `peer` as a request: sets a fresh random request_id and deadline_ms, and

@@ -90,11 +90,7 @@ void StrandExecutor::Stop() {
     std::unique_lock lock(mu_);
     claimed_done_cv_.wait(lock, [this] { return claimed_running_ == 0; });
   }
-  for (std::thread& t : threads) {
-    if (t.get_id() == std::this_thread::get_id())
-      core::Die("StrandExecutor::Stop called from a task");
-    t.join();
-  }
+  for (std::thread& t : threads) t.join();
   dropped.clear();  // destroyed here, without the lock: a task's captures may run code
 }
 
@@ -215,8 +211,8 @@ void StrandExecutor::ReleaseClaim(Strand* strand) {
 }
 
 void StrandExecutor::RunClaimed(Strand* strand) {
-  tl_worker_of =
-      this;  // PostNext from its tasks defers the wake-up to the turn's end, as on a worker
+  // PostNext from its tasks defers the wake-up to the turn's end, as on a worker.
+  tl_worker_of = this;
   std::unique_lock lock(mu_);
   // The claimed strand's turn, then at most one strand it owed itself (the message's dispatch):
   // the caller is a network reader, lent, so it does not go on to other work.

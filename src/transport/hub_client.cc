@@ -107,9 +107,9 @@ class HubClient::Impl {
 // (one of the two nl-hub-cq, CompletionReaders) runs every completion. Not the callback API: its
 // two "nexting" threads per process handed the poller to each other on every completion, ~10
 // thread runs per round trip in each participant for 4 frames (bench/RESULTS.md, fifteenth
-// session); CompletionReaders hands over only when lent work outlasts 2 ms. Tags never complete inside the
-// call that starts them, so ops start under the locks. The call ends once its read side fails
-// and no write is outstanding: then Finish, and its status goes to the owner.
+// session); CompletionReaders hands over only when lent work outlasts 2 ms. Tags never complete
+// inside the call that starts them, so ops start under the locks. The call ends once its read
+// side fails and no write is outstanding: then Finish, and its status goes to the owner.
 class HubClient::Impl::Stream {
  public:
   Stream(Impl* owner, uint64_t epoch) : owner_(owner), epoch_(epoch) {}
