@@ -151,13 +151,21 @@ bool StrandExecutor::RunTurn(Strand* strand, std::unique_lock<std::mutex>& lock)
       tl_wakes_owed = 0;
     }
   }
+  RequeueOrIdleLocked(strand);
+  return owes_itself && !stopping_;
+}
+
+void StrandExecutor::RequeueOrIdleLocked(Strand* strand) {
   if (!strand->tasks.empty() && !stopping_) {
     ready_.push_back(strand);
     ready_cv_.notify_one();
   } else {
     strand->scheduled = false;
   }
-  return owes_itself && !stopping_;
+}
+
+void StrandExecutor::EndClaimLocked() {
+  if (--claimed_running_ == 0) claimed_done_cv_.notify_all();
 }
 
 StrandExecutor::Task StrandExecutor::ClaimIfIdle(const std::string& key, Task task) {
@@ -201,13 +209,8 @@ StrandExecutor::Task StrandExecutor::ClaimIfIdle(const std::string& key, Task ta
 
 void StrandExecutor::ReleaseClaim(Strand* strand) {
   std::lock_guard lock(mu_);
-  if (!strand->tasks.empty() && !stopping_) {
-    ready_.push_back(strand);
-    ready_cv_.notify_one();
-  } else {
-    strand->scheduled = false;
-  }
-  if (--claimed_running_ == 0) claimed_done_cv_.notify_all();
+  RequeueOrIdleLocked(strand);  // its task goes to a worker
+  EndClaimLocked();
 }
 
 void StrandExecutor::RunClaimed(Strand* strand) {
@@ -222,7 +225,7 @@ void StrandExecutor::RunClaimed(Strand* strand) {
     if (RunTurn(next, lock)) ready_cv_.notify_one();  // the one after is a worker's
   }
   tl_worker_of = nullptr;
-  if (--claimed_running_ == 0) claimed_done_cv_.notify_all();
+  EndClaimLocked();
 }
 
 }  // namespace nodelink::router

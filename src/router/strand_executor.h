@@ -85,8 +85,11 @@ class StrandExecutor {
   // Runs up to kTasksPerTurn of `strand`'s tasks, then requeues or idles it. Returns true when
   // this thread owes itself the next ready strand (a task posted it with PostNext).
   bool RunTurn(Strand* strand, std::unique_lock<std::mutex>& lock);
+  // After a turn: back in ready_ (a worker woken) if tasks are left, else idle.
+  void RequeueOrIdleLocked(Strand* strand);
   void RunClaimed(Strand* strand);
-  void ReleaseClaim(Strand* strand);
+  void ReleaseClaim(Strand* strand);  // claimed work destroyed without running
+  void EndClaimLocked();              // a claim is over: Stop may go on
 
   const size_t worker_count_;
   mutable std::mutex mu_;

@@ -104,17 +104,12 @@ bool CompletionReaders::AwaitTurn(std::thread::id me) {
     // which has since returned only makes this loop check again.
     pollfd fds[2] = {{timer_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     poll(fds, 2, timeout_ms);
-    DrainDescriptors();
+    uint64_t expirations = 0;  // the queue's end stays readable, for the other thread too
+    [[maybe_unused]] const ssize_t n = read(timer_fd_, &expirations, sizeof expirations);
     lock.lock();
   }
   --standing_by_;
   return !ended_;
-}
-
-void CompletionReaders::DrainDescriptors() {
-  uint64_t count = 0;
-  [[maybe_unused]] ssize_t n = read(timer_fd_, &count, sizeof count);
-  // The queue's end is left readable for the other thread, which must see it too.
 }
 
 bool CompletionReaders::CanLend() const {

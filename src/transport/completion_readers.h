@@ -5,8 +5,8 @@
 // thread may lend itself to work (Lend). If that work is still running `takeover_after` later, a
 // kernel timer wakes the standby thread, which takes over polling; the lent thread stands by once
 // its work returns. So a short piece of work costs no thread hand-off at all, and a long or
-// blocking one stalls the queue for at most `takeover_after`. Arming and disarming the timer are
-// one system call each; an idle process never wakes.
+// blocking one stalls the queue for takeover_after and the standby's wake-up. Arming and
+// disarming the timer are one system call each; an idle process never wakes.
 //
 // Why: each hand-off to a worker thread was a wake-up on the message's path, and a write from the
 // worker then woke the polling thread for its completion as well (bench/RESULTS.md, twenty-second
@@ -67,7 +67,6 @@ class CompletionReaders {
   // Blocks until this thread is the poller (true) or the queue has ended (false).
   bool AwaitTurn(std::thread::id me);
   void ArmTimer(std::chrono::microseconds after);
-  void DrainDescriptors();
 
   grpc::CompletionQueue& cq_;
   const Handler handle_;
