@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 #include "core/ossl.h"
@@ -115,17 +116,54 @@ Bytes EcPublicKey::SpkiDer() const {
 
 Bytes EcPublicKey::Fingerprint() const { return Sha256Bytes(SpkiDer()); }
 
+// A verification context kept for the key: OpenSSL 3.0 fetches the algorithms and builds a
+// context on each EVP_DigestVerifyInit_ex, ~3 % of a participant's CPU per round trip in the
+// profile (bench/RESULTS.md, twenty-third session). A context is not thread-safe: one thread uses
+// it at a time, and a thread that finds it busy builds its own, as before.
+struct EcPublicKey::Verifier {
+  std::mutex mu;
+  PkeyCtxPtr ctx;  // built at the first use; null if that failed (then per call)
+  bool tried = false;
+};
+
+EcPublicKey::EcPublicKey(std::shared_ptr<EVP_PKEY> pkey, Bytes point)
+    : pkey_(std::move(pkey)), point_(std::move(point)), verifier_(std::make_shared<Verifier>()) {}
+
+namespace {
+
+PkeyCtxPtr NewVerifyContext(EVP_PKEY* pkey) {
+  PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr));
+  if (ctx == nullptr || EVP_PKEY_verify_init(ctx.get()) != 1 ||
+      EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) != 1) {
+    return nullptr;
+  }
+  return ctx;
+}
+
+}  // namespace
+
 bool EcPublicKey::VerifySha256(ByteView message, ByteView der_signature) const {
-  MdCtxPtr ctx(EVP_MD_CTX_new());
+  const Sha256Digest digest = Sha256(message);
   static const uint8_t kEmpty = 0;
+  const uint8_t* sig = der_signature.empty() ? &kEmpty : der_signature.data();
   // OpenSSL re-encodes the parsed signature and compares, so BER and trailing bytes are refused
   // (strict DER); it returns 0 or -1 for invalid signatures, so only 1 counts.
-  bool ok = ctx != nullptr &&
-            EVP_DigestVerifyInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, pkey_.get(),
-                                    nullptr) == 1 &&
-            EVP_DigestVerify(ctx.get(), der_signature.empty() ? &kEmpty : der_signature.data(),
-                             der_signature.size(), message.empty() ? &kEmpty : message.data(),
-                             message.size()) == 1;
+  auto verify = [&](EVP_PKEY_CTX* ctx) {
+    return EVP_PKEY_verify(ctx, sig, der_signature.size(), digest.data(), digest.size()) == 1;
+  };
+  bool ok = false;
+  std::unique_lock lock(verifier_->mu, std::try_to_lock);
+  if (lock.owns_lock() && !verifier_->tried) {
+    verifier_->ctx = NewVerifyContext(pkey_.get());
+    verifier_->tried = true;
+  }
+  if (lock.owns_lock() && verifier_->ctx != nullptr) {
+    ok = verify(verifier_->ctx.get());
+  } else {
+    lock = {};
+    PkeyCtxPtr ctx = NewVerifyContext(pkey_.get());
+    ok = ctx != nullptr && verify(ctx.get());
+  }
   ClearOpenSslErrors();
   return ok;
 }

@@ -41,10 +41,11 @@ class EcPublicKey {
   bool operator==(const EcPublicKey& other) const { return point_ == other.point_; }
 
  private:
-  EcPublicKey(std::shared_ptr<EVP_PKEY> pkey, Bytes point)
-      : pkey_(std::move(pkey)), point_(std::move(point)) {}
+  struct Verifier;  // ec.cc
+  EcPublicKey(std::shared_ptr<EVP_PKEY> pkey, Bytes point);
   std::shared_ptr<EVP_PKEY> pkey_;
   Bytes point_;
+  std::shared_ptr<Verifier> verifier_;  // shared by copies: they are the same key
 };
 
 // A P-256 private key (identity or ephemeral). Move-only; the scalar is exported only as

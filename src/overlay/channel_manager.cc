@@ -55,6 +55,10 @@ ChannelManager::~ChannelManager() {
 
 absl::Status ChannelManager::LoadState() {
   NL_ASSIGN_OR_RETURN(JournalSnapshot snapshot, journal_.Load());
+  NL_RETURN_IF_ERROR(journal_.ForEachAnswered(
+      [this](std::string_view peer, std::string_view request_id, uint64_t expires_ms) {
+        answered_filter_.Add(peer, request_id, expires_ms);
+      }));
   std::lock_guard lock(mu_);
   std::vector<ChannelRow>& rows = snapshot.channels;
   // Creation order decides which channel is "newest"; restore it from the creation times.
@@ -335,6 +339,7 @@ void ChannelManager::Maintain() {
   Deferred deferred;
   JournalBatch changes;
   uint64_t now = clock_.NowMs();
+  answered_filter_.Rotate(now);
   {
     std::lock_guard lock(mu_);
     if (renew.ok()) {
@@ -457,6 +462,7 @@ std::vector<InboxMessage> ChannelManager::PendingInbox() {
 void ChannelManager::RecordAnswered(const std::string& peer, const std::string& request_id,
                                     const v1::Inner& reply, uint64_t expires_ms) {
   if (request_id.empty()) return;
+  answered_filter_.Add(peer, request_id, expires_ms);  // before a lookup can look for it
   JournalBatch changes;
   changes.put_answered.push_back(
       AnsweredRow{peer, request_id, expires_ms, ToBytes(reply.SerializeAsString())});
@@ -465,6 +471,11 @@ void ChannelManager::RecordAnswered(const std::string& peer, const std::string& 
 
 absl::StatusOr<std::optional<v1::Inner>> ChannelManager::FindAnswered(
     const std::string& peer, const std::string& request_id, uint64_t now_ms) {
+  answered_lookups_.fetch_add(1, std::memory_order_relaxed);
+  if (!answered_filter_.MayContain(peer, request_id)) {
+    answered_lookups_skipped_.fetch_add(1, std::memory_order_relaxed);
+    return std::nullopt;
+  }
   NL_ASSIGN_OR_RETURN(std::optional<Bytes> found,
                       journal_.FindAnswered(peer, request_id, now_ms));
   if (!found) return std::nullopt;
@@ -483,6 +494,8 @@ ChannelCounters ChannelManager::counters() const {
   ChannelCounters c = counters_;
   c.commit_transactions = stats.transactions;
   c.commit_items = stats.items;
+  c.answered_lookups = answered_lookups_.load(std::memory_order_relaxed);
+  c.answered_lookups_skipped = answered_lookups_skipped_.load(std::memory_order_relaxed);
   return c;
 }
 

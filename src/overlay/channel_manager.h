@@ -26,6 +26,7 @@
 #include "core/secret_bytes.h"
 #include "messages/codes.h"
 #include "messages/envelope_check.h"
+#include "overlay/answered_filter.h"
 #include "overlay/commit_queue.h"
 #include "overlay/delivery.h"
 #include "overlay/ports.h"
@@ -71,6 +72,9 @@ struct ChannelCounters {
   uint64_t secrets_erased = 0;
   uint64_t commit_transactions = 0;
   uint64_t commit_items = 0;
+  // Answered-log lookups (FindAnswered), and those the AnsweredFilter spared the store.
+  uint64_t answered_lookups = 0;
+  uint64_t answered_lookups_skipped = 0;
 };
 
 // One channel as operators and tests see it.
@@ -227,6 +231,9 @@ class ChannelManager final : public EnvelopeOpener, public InnerSender {
   std::vector<InboxRow> pending_inbox_;
   ChannelCounters counters_;
   std::atomic<bool> failed_{false};
+  // Keys of the answered log, so that a request never answered is not looked up (its own lock).
+  AnsweredFilter answered_filter_;
+  std::atomic<uint64_t> answered_lookups_{0}, answered_lookups_skipped_{0};
 
   // The peer's state, created if absent (send paths and verified setups only).
   PeerState& PeerLocked(const std::string& peer);

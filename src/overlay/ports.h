@@ -170,6 +170,11 @@ class ChannelJournal {
   virtual absl::StatusOr<std::optional<Bytes>> FindAnswered(std::string_view peer,
                                                             std::string_view request_id,
                                                             uint64_t now_ms) = 0;
+  // Calls `each` with the key and expiry of every answered-log row (at start, for the channel
+  // manager's AnsweredFilter).
+  virtual absl::Status ForEachAnswered(
+      const std::function<void(std::string_view peer, std::string_view request_id,
+                               uint64_t expires_ms)>& each) = 0;
   // Peers an operator asked to renew channels with (nodelink-keys channels renew); clears the
   // requests it returns.
   virtual absl::StatusOr<std::vector<std::string>> TakeRenewRequests() = 0;

@@ -486,6 +486,19 @@ absl::StatusOr<std::optional<Bytes>> StoreJournal::FindAnswered(std::string_view
   return reply;
 }
 
+absl::Status StoreJournal::ForEachAnswered(
+    const std::function<void(std::string_view peer, std::string_view request_id,
+                             uint64_t expires_ms)>& each) {
+  return store_.WithDatabase([&](SQLite::Database& db) -> absl::Status {
+    SQLite::Statement q(db, "SELECT peer, request_id, expires_ms FROM answered");
+    while (q.executeStep()) {
+      each(q.getColumn(0).getString(), q.getColumn(1).getString(),  // all bytes, NULs too
+           static_cast<uint64_t>(q.getColumn(2).getInt64()));
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::StatusOr<std::vector<std::string>> StoreJournal::TakeRenewRequests() {
   std::vector<std::string> peers;
   // Read first without a write transaction: the common case has nothing to take.

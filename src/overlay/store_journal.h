@@ -43,6 +43,9 @@ class StoreJournal final : public ChannelJournal {
   absl::StatusOr<std::optional<Bytes>> FindAnswered(std::string_view peer,
                                                     std::string_view request_id,
                                                     uint64_t now_ms) override;
+  absl::Status ForEachAnswered(
+      const std::function<void(std::string_view peer, std::string_view request_id,
+                               uint64_t expires_ms)>& each) override;
   absl::StatusOr<std::vector<std::string>> TakeRenewRequests() override;
 
   // Each commit deletes at most this many expired rows per table (sent copies, answered replies,

@@ -87,15 +87,18 @@ class QueueStore {
  public:
   virtual ~QueueStore() = default;
 
-  // Applies `appends` in order, then deletes `deletes` (unknown ids are ignored), as one
-  // transaction. When it returns OK, every kQueued append and every delete is durable (see the
-  // implementation for what "durable" means). Each append is kDuplicate if (sender, message_id)
-  // is in the dedup record — including an earlier append of the same call — else kQueueFull if
-  // the recipient's queue would pass `bounds`, else queued and recorded for dedup.
-  // `before_commit`, if set, is called once with the results (one per append, in order) when
-  // every statement has run and only the commit itself is left: the relay pushes small envelopes
-  // then, while the commit writes (relay.h). The commit may still fail (Commit returns an error and
-  // nothing is applied); an id `before_commit` was shown is never handed out again.
+  // Applies `appends` in order and deletes `deletes` (unknown ids are ignored), as one
+  // transaction; what the deletes free counts for the appends' bounds. When it returns OK, every
+  // kQueued append and every delete is durable (see the implementation for what "durable" means).
+  // Each append is kDuplicate if (sender, message_id) is in the dedup record — including an
+  // earlier append of the same call — else kQueueFull if the recipient's queue would pass
+  // `bounds`, else queued and recorded for dedup.
+  // `before_commit`, if set, is called once with the results (one per append, in order) as soon
+  // as every outcome and id is decided; writes that change none of them (the rows, their dedup
+  // records, deletes the bounds did not need) may come after it, and the commit does. The relay
+  // pushes small envelopes then, while the rest is written (relay.h). The commit may still fail
+  // (Commit returns an error and nothing is applied); an id `before_commit` was shown is never
+  // handed out again.
   [[nodiscard]] virtual absl::StatusOr<std::vector<AppendResult>> Commit(
       std::span<const AppendRequest> appends, std::span<const uint64_t> deletes,
       const QueueBounds& bounds, const BeforeCommit& before_commit = {}) = 0;

@@ -10,11 +10,12 @@
 // (IMPLEMENTATION-NOTES 4.3). Completions of the committer run on the thread of its pass (its own,
 // or the hub's nl-hub-cq: QueueCommitter::CallerTurn) and take the mutex.
 //
-// A small envelope for a recipient that waits is pushed once its append's statements have run,
-// while the commit writes the -wal file; `Accepted` still waits for the commit (PROTOCOL 4). If
-// that commit fails, the sender's stream ends without an answer and it resends: the recipient,
-// which may already have the envelope, answers the second copy as a duplicate. At one message in
-// flight this takes the durable queue's two commits per round trip off its path (bench/RESULTS.md).
+// A small envelope for a recipient that waits is pushed once its append's outcome and row id are
+// decided, before its row is written and while the transaction goes on to commit; `Accepted`
+// still waits for the commit (PROTOCOL 4). If that commit fails, the sender's stream ends without
+// an answer and it resends: the recipient, which may already have the envelope, answers the
+// second copy as a duplicate. At one message in flight this takes the durable queue's two commits
+// per round trip off its path (bench/RESULTS.md).
 //
 // Delivered{message_id} names no sender, and message ids are unique only per sender, so two
 // envelopes for one recipient from different senders may share an id (by chance, or on purpose by

@@ -102,8 +102,8 @@ std::string SpoolName(uint64_t id) { return std::to_string(id); }
 struct SqliteQueueStore::Statements {
   explicit Statements(SQLite::Database& db)
       : insert(db,
-               "INSERT INTO queue(recipient, sender, message_id, kind, enqueued_at_ms, "
-               "expires_at_ms, body, spooled_bytes) VALUES(?,?,?,?,?,?,?,?)"),
+               "INSERT INTO queue(id, recipient, sender, message_id, kind, enqueued_at_ms, "
+               "expires_at_ms, body, spooled_bytes) VALUES(?,?,?,?,?,?,?,?,?)"),
         erase(db,
               "DELETE FROM queue WHERE id = ? RETURNING recipient, kind, "
               "length(body) + spooled_bytes, spooled_bytes"),
@@ -220,6 +220,10 @@ absl::Status SqliteQueueStore::Init() {
         u.bytes += bytes;
       }
     }
+    SQLite::Statement last(*db_,
+                           "SELECT max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = "
+                           "'queue'), 0), COALESCE((SELECT max(id) FROM queue), 0))");
+    if (last.executeStep()) last_id_ = static_cast<uint64_t>(last.getColumn(0).getInt64());
     st_ = std::make_unique<Statements>(*db_);
     // SQLite's automatic checkpoint would run inside the commit that crosses its threshold, on
     // the queue thread, so every `Accepted` behind it would wait for the copy and its fsyncs:
@@ -269,19 +273,30 @@ bool SqliteQueueStore::Spools(size_t body_bytes) const {
   return options_.spool_min_bytes != 0 && body_bytes >= options_.spool_min_bytes;
 }
 
-absl::StatusOr<uint64_t> SqliteQueueStore::InsertRow(const QueuedItem& item) {
+// Ids come from last_id_, not from SQLite: an append's is known before its row is written, and
+// one shown to the relay is never handed out again, even if its transaction rolls back (the
+// AUTOINCREMENT counter would step back with it). The table keeps AUTOINCREMENT so that
+// sqlite_sequence still records the largest id ever used across restarts.
+void SqliteQueueStore::InsertRow(uint64_t id, QueuedKind kind, const AppendRequest& a,
+                                 bool spooled) {
+  // Bound without copying: the request outlives the statement's execution.
   SQLite::Statement& q = st_->insert;
   q.reset();
-  q.bind(1, item.recipient);
-  q.bind(2, item.sender);
-  q.bindNoCopy(3, item.message_id.data(), static_cast<int>(item.message_id.size()));
-  q.bind(4, static_cast<int>(item.kind));
-  q.bind(5, I64(item.enqueued_at_ms));
-  q.bind(6, I64(item.expires_at_ms));
-  q.bindNoCopy(7, item.body.data(), static_cast<int>(item.body.size()));
-  q.bind(8, 0);  // notices are small: in the row
+  q.bind(1, I64(id));
+  q.bindNoCopy(2, a.recipient);
+  q.bindNoCopy(3, a.sender);
+  q.bindNoCopy(4, a.message_id.data(), static_cast<int>(a.message_id.size()));
+  q.bind(5, static_cast<int>(kind));
+  q.bind(6, I64(a.now_ms));
+  q.bind(7, I64(a.expires_at_ms));
+  static constexpr char kEmpty[1] = {0};
+  if (spooled) {
+    q.bindNoCopy(8, kEmpty, 0);  // an empty blob, not NULL
+  } else {
+    q.bindNoCopy(8, a.body.data(), static_cast<int>(a.body.size()));
+  }
+  q.bind(9, I64(spooled ? a.body.size() : 0));
   q.exec();
-  return static_cast<uint64_t>(db_->getLastInsertRowid());
 }
 
 uint64_t SqliteQueueStore::AppendRoom() const {
@@ -294,17 +309,27 @@ uint64_t SqliteQueueStore::AppendRoom() const {
   return free > keep ? free - keep : 0;
 }
 
-void SqliteQueueStore::KeepShownIdsUsed() {
-  if (rolled_back_shown_ == 0) return;
-  // A rolled-back transaction takes its AUTOINCREMENT step back with it, and the ids that
-  // before_commit showed the relay would come again: raise the counter past them first.
-  SQLite::Statement up(*db_, "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'queue'");
-  up.bind(1, I64(rolled_back_shown_));
-  if (up.exec() == 0) {
-    SQLite::Statement ins(*db_, "INSERT INTO sqlite_sequence(name, seq) VALUES('queue', ?)");
-    ins.bind(1, I64(rolled_back_shown_));
-    ins.exec();
+bool SqliteQueueStore::BoundsNeedDeletes(std::span<const AppendRequest> appends,
+                                         const QueueBounds& bounds) const {
+  if (bounds.max_count == 0 && bounds.max_bytes == 0) return false;
+  // As if every append were queued and nothing deleted: no append over its bounds then, none in
+  // any order.
+  std::unordered_map<std::string_view, Usage> after;
+  for (const AppendRequest& a : appends) {
+    auto [it, inserted] = after.try_emplace(a.recipient);
+    if (inserted) {
+      auto base = usage_.find(a.recipient);
+      if (base != usage_.end()) it->second = base->second;
+    }
+    Usage& u = it->second;
+    ++u.count;
+    u.bytes += a.body.size();
+    if ((bounds.max_count != 0 && u.count > bounds.max_count) ||
+        (bounds.max_bytes != 0 && u.bytes > bounds.max_bytes)) {
+      return true;
+    }
   }
+  return false;
 }
 
 absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
@@ -324,39 +349,53 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
   uint64_t room = appends.empty() ? 0 : AppendRoom();
   core::SpoolBatch files(*spool_);  // core/spool_dir.h: written, then removed if it fails
   const bool sync = options_.synchronous == SqliteSynchronous::kFull;
-  uint64_t shown = 0;  // the highest id before_commit was shown
   try {
     SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    KeepShownIdsUsed();
-    // Deletes first: what they free of a recipient's bounds counts for the appends beside them
-    // (the committer holds a delete alone for the next append, queue_committer.h).
-    for (uint64_t id : deletes) {
-      SQLite::Statement& del = st_->erase;
-      del.reset();
-      del.bind(1, I64(id));
-      if (del.executeStep()) {
-        const std::string recipient = del.getColumn(0).getString();
-        const bool envelope = del.getColumn(1).getInt() == static_cast<int>(QueuedKind::kEnvelope);
-        const uint64_t size = static_cast<uint64_t>(del.getColumn(2).getInt64());
-        if (del.getColumn(3).getInt64() > 0) files.RemoveOnCommit(SpoolName(id));
-        --totals.items;
-        totals.bytes -= size;
-        if (envelope) {
-          Usage& u = usage_of(recipient);
-          --u.count;
-          u.bytes -= size;
+    auto run_deletes = [&] {
+      for (uint64_t id : deletes) {
+        SQLite::Statement& del = st_->erase;
+        del.reset();
+        del.bind(1, I64(id));
+        if (del.executeStep()) {
+          const std::string recipient = del.getColumn(0).getString();
+          const bool envelope =
+              del.getColumn(1).getInt() == static_cast<int>(QueuedKind::kEnvelope);
+          const uint64_t size = static_cast<uint64_t>(del.getColumn(2).getInt64());
+          if (del.getColumn(3).getInt64() > 0) files.RemoveOnCommit(SpoolName(id));
+          --totals.items;
+          totals.bytes -= size;
+          if (envelope) {
+            Usage& u = usage_of(recipient);
+            --u.count;
+            u.bytes -= size;
+          }
+          while (del.executeStep()) {
+          }
         }
-        while (del.executeStep()) {
-        }
+        del.reset();
       }
-      del.reset();
-    }
+    };
+    // Everything before before_commit is on a round trip's path (the relay pushes from it), so
+    // what does not decide an outcome waits until after it: the deletes, unless what they free is
+    // needed for an append's bounds (the committer holds a delete alone for the next append), and
+    // the dedup records, checked meanwhile against this batch's queued ids as well.
+    const bool deletes_first = !deletes.empty() && BoundsNeedDeletes(appends, bounds);
+    if (deletes_first) run_deletes();
+    struct Queued {
+      const AppendRequest* request;
+      uint64_t id;
+      bool spooled;
+    };
+    std::vector<Queued> queued;
     for (const AppendRequest& a : appends) {
       SQLite::Statement& find = st_->dedup_find;
       find.reset();
       find.bind(1, a.sender);
       find.bindNoCopy(2, a.message_id.data(), static_cast<int>(a.message_id.size()));
-      const bool duplicate = find.executeStep();
+      const bool duplicate =
+          find.executeStep() || std::any_of(queued.begin(), queued.end(), [&](const Queued& q) {
+            return q.request->sender == a.sender && q.request->message_id == a.message_id;
+          });
       find.reset();
       if (duplicate) {
         results.push_back({AppendOutcome::kDuplicate, 0});
@@ -376,33 +415,10 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
         continue;
       }
       room -= needs;
-      SQLite::Statement& ins = st_->dedup_insert;
-      ins.reset();
-      ins.bind(1, a.sender);
-      ins.bindNoCopy(2, a.message_id.data(), static_cast<int>(a.message_id.size()));
-      ins.bind(3, I64(a.now_ms));
-      ins.exec();
-      // Bound without copying: the request outlives the statement's execution.
-      SQLite::Statement& q = st_->insert;
-      q.reset();
-      q.bind(1, a.recipient);
-      q.bind(2, a.sender);
-      q.bindNoCopy(3, a.message_id.data(), static_cast<int>(a.message_id.size()));
-      q.bind(4, static_cast<int>(QueuedKind::kEnvelope));
-      q.bind(5, I64(a.now_ms));
-      q.bind(6, I64(a.expires_at_ms));
-      static constexpr char kEmpty[1] = {0};
+      const uint64_t id = ++last_id_;
       if (spooled) {
-        q.bindNoCopy(7, kEmpty, 0);  // an empty blob, not NULL
-      } else {
-        q.bindNoCopy(7, a.body.data(), static_cast<int>(a.body.size()));
-      }
-      q.bind(8, I64(spooled ? a.body.size() : 0));
-      q.exec();
-      const uint64_t id = static_cast<uint64_t>(db_->getLastInsertRowid());
-      if (spooled) {
-        // Before the row commits. Cached: the body is read again for its push, soon, and
-        // unlinked after delivery.
+        // Before the push, which reads it. Cached: it is read again soon, and unlinked after
+        // delivery.
         absl::Status w = files.Write(SpoolName(id), AsBytes(a.body),
                                      sync ? core::SpoolWrite::kSynced : core::SpoolWrite::kCached);
         if (!w.ok()) {
@@ -414,6 +430,7 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
         }
       }
       results.push_back({AppendOutcome::kQueued, id});
+      queued.push_back({&a, id, spooled});
       ++u.count;
       u.bytes += a.body.size();
       ++totals.items;
@@ -424,16 +441,22 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
         return absl::UnavailableError("hub queue: " + std::string(d.message()));
       }
     }
-    if (before_commit) {
-      for (const AppendResult& r : results) shown = std::max(shown, r.id);
-      before_commit(results);
+    if (before_commit) before_commit(results);
+    for (const Queued& q : queued) {
+      InsertRow(q.id, QueuedKind::kEnvelope, *q.request, q.spooled);
+      SQLite::Statement& ins = st_->dedup_insert;
+      ins.reset();
+      ins.bind(1, q.request->sender);
+      ins.bindNoCopy(2, q.request->message_id.data(),
+                     static_cast<int>(q.request->message_id.size()));
+      ins.bind(3, I64(q.request->now_ms));
+      ins.exec();
     }
+    if (!deletes_first) run_deletes();
     tx.commit();
   } catch (const std::exception& e) {
-    rolled_back_shown_ = std::max(rolled_back_shown_, shown);
     return StorageError("commit", e);
   }
-  rolled_back_shown_ = 0;  // the counter is past them now (KeepShownIdsUsed, or this commit's ids)
   files.Committed();
   for (auto& [recipient, u] : touched) {
     if (u.count == 0) {
@@ -499,7 +522,6 @@ absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t 
   core::SpoolBatch files(*spool_);
   try {
     SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
-    KeepShownIdsUsed();
     struct Expired {
       QueuedItem item;  // a spooled body is not read: the notice needs only the header
       uint64_t bytes;
@@ -542,7 +564,11 @@ absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t 
       QueuedItem notice{
           0,      QueuedKind::kExpiredNotice, item.sender,      item.recipient, item.message_id,
           now_ms, now_ms + notice_ttl_ms,     notice_body(item)};
-      NL_ASSIGN_OR_RETURN(notice.id, InsertRow(notice));
+      notice.id = ++last_id_;
+      InsertRow(notice.id, QueuedKind::kExpiredNotice,
+                AppendRequest{notice.sender, notice.recipient, notice.message_id,
+                              notice.enqueued_at_ms, notice.expires_at_ms, notice.body},
+                false);
       ++totals.items;
       totals.bytes += notice.body.size();
       result.notices.push_back(std::move(notice));
@@ -557,7 +583,6 @@ absl::StatusOr<ExpireResult> SqliteQueueStore::Expire(uint64_t now_ms, uint64_t 
   } catch (const std::exception& e) {
     return StorageError("expire", e);
   }
-  rolled_back_shown_ = 0;
   files.Committed();
   for (auto& [recipient, u] : touched) {
     if (u.count == 0) {

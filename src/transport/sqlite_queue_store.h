@@ -84,13 +84,14 @@ class SqliteQueueStore final : public QueueStore {
   absl::Status Init();
   absl::Status OpenSpool();
   bool Spools(size_t body_bytes) const;
-  absl::StatusOr<uint64_t> InsertRow(const QueuedItem& item);
+  // A queue row under `id` (from last_id_); a spooled body is left out of it.
+  void InsertRow(uint64_t id, QueuedKind kind, const AppendRequest& a, bool spooled);
   // Bytes that appends may still use before the disk headroom (min_free_bytes); unbounded when
   // the check is off or the filesystem cannot be asked.
   uint64_t AppendRoom() const;
-  // Inside a transaction that may insert: keeps ids shown to a before_commit whose transaction
-  // then rolled back from being handed out again (queue_store.h).
-  void KeepShownIdsUsed();
+  // Whether an append of `appends` would pass its recipient's bounds unless the commit's deletes
+  // free room first (counted as if all were queued: a safe "no").
+  bool BoundsNeedDeletes(std::span<const AppendRequest> appends, const QueueBounds& bounds) const;
 
   SqliteQueueOptions options_;
   std::optional<core::FileLock> lock_;    // LockDataFile's; declared first, released last
@@ -102,7 +103,9 @@ class SqliteQueueStore final : public QueueStore {
   std::unordered_map<std::string, Usage> usage_;  // envelopes only, per recipient
   QueueTotals totals_;
   uint64_t last_checkpoint_ms_ = 0;
-  uint64_t rolled_back_shown_ = 0;  // the highest id a rolled-back before_commit showed; 0: none
+  // The largest id handed out, committed or not: ids shown to a before_commit whose transaction
+  // rolled back are not handed out again (queue_store.h).
+  uint64_t last_id_ = 0;
 };
 
 }  // namespace nodelink::transport

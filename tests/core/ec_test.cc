@@ -1,6 +1,11 @@
+#include "core/ec.h"
+
 #include <doctest/doctest.h>
 
-#include "core/ec.h"
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "core/encoding.h"
 #include "core/random.h"
 
@@ -35,6 +40,32 @@ TEST_CASE("ECDSA sign then verify; tampered message, signature and wrong key ref
   auto other = EcPrivateKey::Generate();
   REQUIRE(other.ok());
   CHECK_FALSE(other->PublicKey().VerifySha256(msg, *sig));
+}
+
+TEST_CASE("one key verified by several threads at once: kept context and per-call path agree") {
+  // VerifySha256 keeps a context per key for one thread at a time; the others, finding it busy,
+  // build their own. Copies of the key share the kept one. A refusal must leave it usable.
+  auto key = EcPrivateKey::Generate();
+  REQUIRE(key.ok());
+  const EcPublicKey public_key = key->PublicKey();
+  const Bytes msg = ToBytes("nodelink/1 threads");
+  const Bytes sig = key->SignSha256(msg).value();
+  Bytes bad = sig;
+  bad[bad.size() / 2] ^= 1;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      const EcPublicKey copy = public_key;
+      const EcPublicKey& k = t % 2 == 0 ? public_key : copy;
+      for (int i = 0; i < 100; ++i) {
+        if (!k.VerifySha256(msg, sig)) ++wrong;
+        if (k.VerifySha256(msg, bad)) ++wrong;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  CHECK(wrong.load() == 0);
 }
 
 TEST_CASE("public keys: only valid uncompressed points are accepted") {

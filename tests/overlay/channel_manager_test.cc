@@ -865,5 +865,49 @@ TEST_CASE("large messages: sealed body files, erased with their rows, read after
   CHECK(a.manager->counters().messages_resent == 1);
 }
 
+TEST_CASE(
+    "answered log: a request never answered skips the store; answers are found, also "
+    "after a restart, until they expire") {
+  Federation fed;
+  TestNode& b = fed.AddNode("node-b");
+  const uint64_t now = fed.clock().NowMs();
+  v1::Inner reply;
+  reply.set_request_id("r1");
+  reply.mutable_app()->set_payload("the answer");
+  b.manager->RecordAnswered("node-a", "r1", reply, now + 60'000);
+
+  // Found before its record commits is not promised (the router then runs the handler again);
+  // after, it is, from the store.
+  b.manager->Flush();
+  auto found = b.manager->FindAnswered("node-a", "r1", now);
+  REQUIRE(found.ok());
+  REQUIRE(found->has_value());
+  CHECK((*found)->app().payload() == "the answer");
+  CHECK(b.manager->counters().answered_lookups_skipped == 0);
+  auto never = b.manager->FindAnswered("node-a", "r2", now);
+  REQUIRE(never.ok());
+  CHECK_FALSE(never->has_value());
+  CHECK(b.manager->counters().answered_lookups == 2);
+  CHECK(b.manager->counters().answered_lookups_skipped == 1);
+
+  // A restart loads the filter from the store: the answer is still found, the rest skipped.
+  fed.Restart(b);
+  found = b.manager->FindAnswered("node-a", "r1", now);
+  REQUIRE(found.ok());
+  CHECK(found->has_value());
+  CHECK_FALSE(b.manager->FindAnswered("node-a", "r2", now)->has_value());
+  CHECK(b.manager->counters().answered_lookups_skipped == 1);
+
+  // Maintenance passes keep it until it expires.
+  for (int i = 0; i < 3; ++i) {
+    fed.clock().Advance(20'000 - 1);
+    b.manager->Maintain();
+    CHECK(b.manager->FindAnswered("node-a", "r1", fed.clock().NowMs())->has_value());
+  }
+  fed.clock().Advance(10);
+  b.manager->Maintain();
+  CHECK_FALSE(b.manager->FindAnswered("node-a", "r1", fed.clock().NowMs())->has_value());
+}
+
 }  // namespace
 }  // namespace nodelink::overlay

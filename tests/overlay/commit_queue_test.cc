@@ -42,6 +42,10 @@ class RecordingJournal final : public ChannelJournal {
                                                     uint64_t) override {
     return std::nullopt;
   }
+  absl::Status ForEachAnswered(
+      const std::function<void(std::string_view, std::string_view, uint64_t)>&) override {
+    return absl::OkStatus();
+  }
   absl::StatusOr<std::vector<std::string>> TakeRenewRequests() override {
     return std::vector<std::string>{};
   }

@@ -83,6 +83,10 @@ class HookedJournal final : public ChannelJournal {
                                                     uint64_t now_ms) override {
     return journal_.FindAnswered(peer, request_id, now_ms);
   }
+  absl::Status ForEachAnswered(
+      const std::function<void(std::string_view, std::string_view, uint64_t)>& each) override {
+    return journal_.ForEachAnswered(each);
+  }
   absl::StatusOr<std::vector<std::string>> TakeRenewRequests() override {
     return journal_.TakeRenewRequests();
   }

@@ -133,6 +133,17 @@ TEST_CASE("queue store: per-recipient bounds by count and bytes; deletes free ro
     CommitOk(*s, {}, {r[0].id}, count);
     auto retry = CommitOk(*s, {Req("a", "r", "3")}, {}, count);
     CHECK(retry[0].outcome == AppendOutcome::kQueued);
+    // The deletes of a commit free room for its appends (a receipt's delete rides with the next
+    // append): "r" is full until the delete beside "5" runs.
+    const std::vector<QueuedItem> full = FetchAll(*s, "r");
+    REQUIRE(full.size() == 2);
+    auto beside = CommitOk(*s, {Req("a", "r", "5")}, {full[0].id}, count);
+    CHECK(beside[0].outcome == AppendOutcome::kQueued);
+    // With room, the delete beside an append applies all the same.
+    auto roomy = CommitOk(*s, {Req("a", "q", "6")}, {beside[0].id}, count);
+    CHECK(roomy[0].outcome == AppendOutcome::kQueued);
+    CHECK(FetchAll(*s, "r").size() == 1);
+    CHECK(FetchAll(*s, "q").size() == 2);
     QueueBounds bytes{0, 10};
     auto b = CommitOk(*s,
                       {Req("x", "big", "1", 1000, std::string(6, 'x')),
