@@ -152,7 +152,8 @@ bool EcPublicKey::VerifySha256(ByteView message, ByteView der_signature) const {
     return EVP_PKEY_verify(ctx, sig, der_signature.size(), digest.data(), digest.size()) == 1;
   };
   bool ok = false;
-  std::unique_lock lock(verifier_->mu, std::try_to_lock);
+  std::unique_lock<std::mutex> lock;  // none for a moved-from key: the per-call path refuses it
+  if (verifier_ != nullptr) lock = std::unique_lock(verifier_->mu, std::try_to_lock);
   if (lock.owns_lock() && !verifier_->tried) {
     verifier_->ctx = NewVerifyContext(pkey_.get());
     verifier_->tried = true;

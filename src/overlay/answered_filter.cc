@@ -71,7 +71,8 @@ bool AnsweredFilter::MayContain(std::string_view peer, std::string_view request_
 
 void AnsweredFilter::Rotate(uint64_t now_ms) {
   std::lock_guard lock(mu_);
-  if (previous_.last_expiry_ms >= now_ms) return;  // some of it may still be asked for
+  // Some of it may still be asked for.
+  if (!previous_.bits.empty() && previous_.last_expiry_ms + kKeepAfterExpiryMs >= now_ms) return;
   previous_ = std::exchange(current_, Generation{});
 }
 

@@ -47,7 +47,7 @@ absl::StatusOr<std::vector<AppendResult>> MemoryQueueStore::Commit(
     const QueueBounds& bounds, const BeforeCommit& before_commit) {
   std::vector<AppendResult> results;
   results.reserve(appends.size());
-  for (uint64_t id : deletes) Erase(id);  // first, as in SqliteQueueStore::Commit
+  for (uint64_t id : deletes) Erase(id);  // first: what they free counts for the appends' bounds
   for (const AppendRequest& a : appends) {
     auto key = std::make_pair(a.sender, a.message_id);
     if (dedup_.contains(key)) {

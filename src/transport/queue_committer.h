@@ -70,9 +70,9 @@ struct CommitterStats {
 class QueueCommitter {
  public:
   using AppendDone = std::function<void(const absl::StatusOr<AppendResult>&)>;
-  // The append's outcome once its transaction's statements ran, before the commit: kQueued there
-  // may still fail to commit (done then gets an error or kDiskFull). On the pass's thread, in
-  // order.
+  // The append's outcome once it is decided, before its row is written and committed: kQueued
+  // there may still fail to commit (done then gets an error or kDiskFull). On the pass's thread,
+  // in order.
   using AppendStaged = std::function<void(const AppendResult&)>;
   using FetchDone = std::function<void(absl::StatusOr<std::vector<QueuedItem>>)>;
   using ExpireDone = std::function<void(absl::StatusOr<ExpireResult>)>;

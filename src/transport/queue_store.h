@@ -97,8 +97,9 @@ class QueueStore {
   // as every outcome and id is decided; writes that change none of them (the rows, their dedup
   // records, deletes the bounds did not need) may come after it, and the commit does. The relay
   // pushes small envelopes then, while the rest is written (relay.h). The commit may still fail
-  // (Commit returns an error and nothing is applied); an id `before_commit` was shown is never
-  // handed out again.
+  // (Commit returns an error and nothing is applied); an id `before_commit` was shown is not
+  // handed out again while the store is open (after a restart, ids go on from the largest
+  // committed one: queue ids never leave the hub, and the pushes they named ended with it).
   [[nodiscard]] virtual absl::StatusOr<std::vector<AppendResult>> Commit(
       std::span<const AppendRequest> appends, std::span<const uint64_t> deletes,
       const QueueBounds& bounds, const BeforeCommit& before_commit = {}) = 0;

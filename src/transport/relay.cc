@@ -210,8 +210,8 @@ void Relay::OnAppended(const std::string& sender, uint64_t sender_epoch,
   // Nothing durable to answer: end the stream so that the client resends after reconnecting. The
   // same when the commit of an envelope already pushed failed on a full disk: refused, it would
   // be sent again as a new message by its sender, whereas its resend is a duplicate that the
-  // recipient acknowledges (PROTOCOL 7). The pushed row's id is never handed out again
-  // (queue_store.h), so the recipient's receipt for it deletes nothing.
+  // recipient acknowledges (PROTOCOL 7). The pushed row's id is not handed out again while the
+  // store is open (queue_store.h), so the recipient's receipt for it deletes nothing.
   if (!result.ok() || (pushed && result->outcome != AppendOutcome::kQueued)) {
     auto it = conns_.find(sender);
     if (it != conns_.end() && it->second.epoch == sender_epoch && it->second.session) {

@@ -156,8 +156,9 @@ class Relay {
     v1::HubFrame pushable;  // the envelope, when it may be pushed from memory; else empty
     bool pushed = false;    // OnStaged pushed it before its commit
   };
-  // The append's statements ran; its commit is next. Pushes the envelope now if its recipient
-  // waits (the commit runs meanwhile), else marks the recipient's queue for a fetch.
+  // The append's outcome and id are decided; its row is written and committed next. Pushes the
+  // envelope now if its recipient waits (the rest runs meanwhile), else marks the recipient's
+  // queue for a fetch.
   void OnStaged(const std::string& recipient, const std::string& message_id, Staged& staged,
                 const AppendResult& result);
   // The commit's outcome: answers the sender.

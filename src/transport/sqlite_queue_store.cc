@@ -25,8 +25,9 @@ namespace {
 // the file's size.
 constexpr int kSchemaVersion = 2;
 
-// AUTOINCREMENT: ids are never reused after a delete. The relay's per-session cursor ("pushed up
-// to id N") relies on new rows always getting larger ids; plain rowids may reuse the largest one.
+// Ids only grow, and are never reused after a delete: the relay's per-session cursor ("pushed up
+// to id N") relies on it. The store hands them out itself (last_id_, InsertRow); AUTOINCREMENT
+// keeps the largest ever used in sqlite_sequence, for the next start.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS queue(
   id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -24,22 +24,22 @@ TEST_CASE("answered filter: no false 'no'; few false 'maybe's; the key is the pa
   CHECK_FALSE(f.MayContain("a", "bc"));
 }
 
-TEST_CASE(
-    "answered filter: a key stays until its expiry has passed, then goes with its generation") {
+TEST_CASE("answered filter: a key stays until its expiry and a margin have passed") {
   AnsweredFilter f;
+  constexpr uint64_t kMargin = AnsweredFilter::kKeepAfterExpiryMs;
   f.Add("node-a", "early", 1'000);
   f.Rotate(500);  // the empty older generation goes; "early" moves to the older one
   CHECK(f.MayContain("node-a", "early"));
   f.Add("node-a", "late", 5'000);
-  f.Rotate(900);  // "early" has not expired: nothing is dropped
+  f.Rotate(1'000 + kMargin);  // "early" is within its margin: nothing is dropped
   CHECK(f.MayContain("node-a", "early"));
   CHECK(f.MayContain("node-a", "late"));
-  f.Rotate(1'001);  // "early"'s generation has expired; "late" moves to the older one
+  f.Rotate(1'001 + kMargin);  // "early"'s generation goes; "late" moves to the older one
   CHECK_FALSE(f.MayContain("node-a", "early"));
   CHECK(f.MayContain("node-a", "late"));
-  f.Rotate(4'000);
+  f.Rotate(5'000 + kMargin);
   CHECK(f.MayContain("node-a", "late"));
-  f.Rotate(5'001);  // "late" has expired: its generation goes
+  f.Rotate(5'001 + kMargin);  // "late" has expired, with the margin: its generation goes
   CHECK_FALSE(f.MayContain("node-a", "late"));
 }
 

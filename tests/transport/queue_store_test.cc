@@ -238,8 +238,8 @@ TEST_CASE("queue stores: before_commit sees each append's outcome; a failed comm
     CHECK((*r)[1].id > first);
     if (s == &memory) continue;  // nothing of its commit can fail after before_commit
     // A commit that fails after before_commit (here the hook throws, as SQLite's COMMIT would):
-    // nothing is applied, and the ids it showed are skipped by the next commits, also after a
-    // restart of the store.
+    // nothing is applied, and the ids it showed are skipped by the next commits (and, once one of
+    // those committed, after a restart of the store).
     uint64_t failed_id = 0;
     absl::StatusOr<std::vector<AppendResult>> failed =
         s->Commit(std::vector{Req("a", "r", "4")}, {}, {}, [&](std::span<const AppendResult> st) {
