@@ -1,6 +1,7 @@
 #include "core/ec.h"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
@@ -117,9 +118,9 @@ Bytes EcPublicKey::SpkiDer() const {
 Bytes EcPublicKey::Fingerprint() const { return Sha256Bytes(SpkiDer()); }
 
 // A verification context kept for the key: OpenSSL 3.0 fetches the algorithms and builds a
-// context on each EVP_DigestVerifyInit_ex, ~3 % of a participant's CPU per round trip in the
-// profile (bench/RESULTS.md, twenty-third session). A context is not thread-safe: one thread uses
-// it at a time, and a thread that finds it busy builds its own, as before.
+// context on each EVP_DigestVerifyInit_ex, 3 % of the responder's CPU at one request in flight
+// in the profile (bench/RESULTS.md, twenty-third session). A context is not thread-safe: one thread
+// uses it at a time, and a thread that finds it busy builds its own, as before.
 struct EcPublicKey::Verifier {
   std::mutex mu;
   PkeyCtxPtr ctx;  // built at the first use; null if that failed (then per call)
@@ -143,7 +144,7 @@ PkeyCtxPtr NewVerifyContext(EVP_PKEY* pkey) {
 }  // namespace
 
 bool EcPublicKey::VerifySha256(ByteView message, ByteView der_signature) const {
-  const Sha256Digest digest = Sha256(message);
+  Sha256Digest digest = Sha256(message);  // of a sealed message's plaintext: wiped below
   static const uint8_t kEmpty = 0;
   const uint8_t* sig = der_signature.empty() ? &kEmpty : der_signature.data();
   // OpenSSL re-encodes the parsed signature and compares, so BER and trailing bytes are refused
@@ -165,6 +166,7 @@ bool EcPublicKey::VerifySha256(ByteView message, ByteView der_signature) const {
     PkeyCtxPtr ctx = NewVerifyContext(pkey_.get());
     ok = ctx != nullptr && verify(ctx.get());
   }
+  OPENSSL_cleanse(digest.data(), digest.size());
   ClearOpenSslErrors();
   return ok;
 }

@@ -9,7 +9,8 @@
 // after the last expiry added to it (the margin covers a lookup whose `now` was read just before
 // a rotation, and a clock that steps back). "Maybe" costs the store lookup it would have cost
 // anyway. Memory is fixed (2 x kBytesPerGeneration); with ~1 M answers in each generation (one
-// retention, 80 minutes by default) about 5 % of lookups are false "maybe"s, more as the rate
+// retention, 80 minutes by default) about 5 % of lookups are false "maybe"s by the Bloom
+// formula (1 - e^(-kn/m))^k per generation, more as the rate
 // grows, never wrong. Thread-safe.
 #pragma once
 

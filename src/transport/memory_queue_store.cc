@@ -55,8 +55,7 @@ absl::StatusOr<std::vector<AppendResult>> MemoryQueueStore::Commit(
       continue;
     }
     const Usage& u = usage_[a.recipient];
-    if ((bounds.max_count != 0 && u.count + 1 > bounds.max_count) ||
-        (bounds.max_bytes != 0 && u.bytes + a.body.size() > bounds.max_bytes)) {
+    if (bounds.Exceeded(u.count + 1, u.bytes + a.body.size())) {
       results.push_back({AppendOutcome::kQueueFull, 0});
       continue;
     }

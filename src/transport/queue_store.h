@@ -58,6 +58,11 @@ struct AppendResult {
 struct QueueBounds {
   uint64_t max_count = 0;
   uint64_t max_bytes = 0;
+
+  // Whether a recipient's queue of `count` envelopes and `bytes` body bytes is over the bounds.
+  bool Exceeded(uint64_t count, uint64_t bytes) const {
+    return (max_count != 0 && count > max_count) || (max_bytes != 0 && bytes > max_bytes);
+  }
 };
 
 struct QueueTotals {

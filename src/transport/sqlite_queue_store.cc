@@ -312,23 +312,13 @@ uint64_t SqliteQueueStore::AppendRoom() const {
 
 bool SqliteQueueStore::BoundsNeedDeletes(std::span<const AppendRequest> appends,
                                          const QueueBounds& bounds) const {
-  if (bounds.max_count == 0 && bounds.max_bytes == 0) return false;
-  // As if every append were queued and nothing deleted: no append over its bounds then, none in
-  // any order.
-  std::unordered_map<std::string_view, Usage> after;
+  // A safe "no": every recipient as if the whole batch were its own and nothing were deleted.
+  uint64_t bytes = 0;
+  for (const AppendRequest& a : appends) bytes += a.body.size();
   for (const AppendRequest& a : appends) {
-    auto [it, inserted] = after.try_emplace(a.recipient);
-    if (inserted) {
-      auto base = usage_.find(a.recipient);
-      if (base != usage_.end()) it->second = base->second;
-    }
-    Usage& u = it->second;
-    ++u.count;
-    u.bytes += a.body.size();
-    if ((bounds.max_count != 0 && u.count > bounds.max_count) ||
-        (bounds.max_bytes != 0 && u.bytes > bounds.max_bytes)) {
-      return true;
-    }
+    auto it = usage_.find(a.recipient);
+    const Usage u = it == usage_.end() ? Usage{} : it->second;
+    if (bounds.Exceeded(u.count + appends.size(), u.bytes + bytes)) return true;
   }
   return false;
 }
@@ -403,8 +393,7 @@ absl::StatusOr<std::vector<AppendResult>> SqliteQueueStore::Commit(
         continue;
       }
       Usage& u = usage_of(a.recipient);
-      if ((bounds.max_count != 0 && u.count + 1 > bounds.max_count) ||
-          (bounds.max_bytes != 0 && u.bytes + a.body.size() > bounds.max_bytes)) {
+      if (bounds.Exceeded(u.count + 1, u.bytes + a.body.size())) {
         results.push_back({AppendOutcome::kQueueFull, 0});
         continue;
       }

@@ -89,8 +89,8 @@ class SqliteQueueStore final : public QueueStore {
   // Bytes that appends may still use before the disk headroom (min_free_bytes); unbounded when
   // the check is off or the filesystem cannot be asked.
   uint64_t AppendRoom() const;
-  // Whether an append of `appends` would pass its recipient's bounds unless the commit's deletes
-  // free room first (counted as if all were queued: a safe "no").
+  // Whether an append of `appends` might pass its recipient's bounds unless the commit's deletes
+  // free room first (a safe "no"; "yes" only costs the old order, deletes first).
   bool BoundsNeedDeletes(std::span<const AppendRequest> appends, const QueueBounds& bounds) const;
 
   SqliteQueueOptions options_;
